@@ -55,14 +55,14 @@ var<workgroup> partial: array<f32, ${wg}>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
   let idx = wid.x + wid.y * nwg.x;
   let total = u.outer * u.chunks * u.inner;
-  let active = idx < total;
+  let inRange = idx < total;
   let i = idx % u.inner;
   let c = (idx / u.inner) % u.chunks;
   let o = idx / (u.inner * u.chunks);
   let r0 = c * u.chunkLen;
   let r1 = min(r0 + u.chunkLen, u.r);
   var acc: f32 = ${id};
-  if (active) {
+  if (inRange) {
     for (var r = r0 + lid; r < r1; r += ${wg}u) {
       let src = u.offset + o * u.sOuter + i * u.sInner + r * u.sR;
       acc = ${comb('acc', load)};
@@ -74,7 +74,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (lid < s) { partial[lid] = ${comb('partial[lid]', 'partial[lid + s]')}; }
     workgroupBarrier();
   }
-  if (lid == 0u && active) {
+  if (lid == 0u && inRange) {
     acc = partial[0] * u.scale;
     y[idx] = ${store};
   }

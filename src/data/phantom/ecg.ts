@@ -135,11 +135,11 @@ export function sinusBeatWaves(p: PhantomParams, rrSeconds: number): Wave[] {
   const pCenter = -qrs / 2 - p.prMs / 1000 + 0.05;
 
   const waves: Wave[] = [
-    { center: pCenter, sigmaLeft: 0.022, sigmaRight: 0.02, vector: scale(norm([0.55, 0.8, 0.2]), p.pAmplitudeMv * 1.3), shape: 'gauss' },
+    { center: pCenter, sigmaLeft: 0.028, sigmaRight: 0.025, vector: scale(norm([0.55, 0.8, 0.2]), p.pAmplitudeMv), shape: 'gauss' },
     { center: -0.3 * qrs, sigmaLeft: 0.08 * qrs, sigmaRight: 0.08 * qrs, vector: rot(septal), shape: 'gauss' },
     { center: 0, sigmaLeft: 0.11 * qrs, sigmaRight: 0.1 * qrs, vector: rot(mainVec), shape: 'gauss' },
     { center: 0.28 * qrs, sigmaLeft: 0.09 * qrs, sigmaRight: 0.1 * qrs, vector: rot(terminal), shape: 'gauss' },
-    { center: tPeak, sigmaLeft: tSigmaLeft, sigmaRight: tSigmaRight, vector: rot(scale(tDir, p.tAmplitudeMv * 1.4)), shape: 'gauss' },
+    { center: tPeak, sigmaLeft: tSigmaLeft, sigmaRight: tSigmaRight, vector: rot(scale(tDir, p.tAmplitudeMv)), shape: 'gauss' },
     ...extra.map((w) => ({ ...w, vector: rot(w.vector) })),
   ];
   if (dot(st, st) > 0) {

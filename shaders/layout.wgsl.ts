@@ -1,0 +1,42 @@
+import type { DType } from '../src/engine/dtype';
+import { enableF16 } from './common.wgsl';
+
+/**
+ * index_select along one dim of x viewed as contiguous [outer, n, inner]:
+ *   forward   y[o, i, k] = x[o, idx[i], k]
+ *   backward dx[o, j, k] = Σ_{i: idx[i] = j} g[o, i, k]   (a gather over idx: deterministic, no atomics)
+ */
+export function indexSelectShader(o: { dtype: DType; backward: boolean; workgroupSize: number }): string {
+  const wg = o.workgroupSize;
+  const t = o.dtype;
+  return `${enableF16([t])}
+struct Params { outer: u32, n: u32, inner: u32, count: u32, total: u32, srcOffset: u32 };
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read> src: array<${t}>;
+@group(0) @binding(2) var<storage, read> idx: array<i32>;
+@group(0) @binding(3) var<storage, read_write> dst: array<${t}>;
+@compute @workgroup_size(${wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = gid.x + gid.y * nwg.x * ${wg}u;
+  if (e >= u.total) { return; }
+${
+  o.backward
+    ? `  // dst: [outer, n, inner]; src (the gradient): [outer, count, inner]
+  let k = e % u.inner;
+  let j = (e / u.inner) % u.n;
+  let o = e / (u.inner * u.n);
+  var acc = 0.0;
+  for (var i = 0u; i < u.count; i++) {
+    if (u32(idx[i]) == j) { acc += f32(src[u.srcOffset + (o * u.count + i) * u.inner + k]); }
+  }
+  dst[e] = ${t}(acc);`
+    : `  // dst: [outer, count, inner]
+  let k = e % u.inner;
+  let i = (e / u.inner) % u.count;
+  let o = e / (u.inner * u.count);
+  let j = u32(idx[i]);
+  dst[e] = src[u.srcOffset + (o * u.n + j) * u.inner + k];`
+}
+}
+`;
+}

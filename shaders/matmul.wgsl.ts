@@ -1,0 +1,115 @@
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+import type { DType } from '../src/engine/dtype';
+import { enableF16 } from './common.wgsl';
+
+export interface MatmulTiling {
+  /** Output tile per workgroup (rows × cols) and depth of one shared-memory step. */
+  bm: number;
+  bn: number;
+  bk: number;
+  /** Outputs per invocation (rows × cols): the register tile. */
+  tm: number;
+  tn: number;
+}
+
+/**
+ * Batched C = A·B (+ bias) with register tiling: each workgroup stages BM×BK of A and BK×BN of B in
+ * shared memory, each invocation accumulates a TM×TN block in registers. A and B are read through
+ * arbitrary strides, so transposed operands and broadcast batches cost no copy.
+ */
+export function matmulShader(o: { a: DType; b: DType; out: DType; bias: boolean; tiling: MatmulTiling }): string {
+  const { bm, bn, bk, tm, tn } = o.tiling;
+  const tx = bn / tn;
+  const ty = bm / tm;
+  const threads = tx * ty;
+  const loadA = o.a === 'f32' ? 'a[idx]' : 'f32(a[idx])';
+  const loadB = o.b === 'f32' ? 'b[idx]' : 'f32(b[idx])';
+  return wgsl`${enableF16([o.a, o.b, o.out])}
+struct Params {
+  m: u32, n: u32, k: u32, batchRank: u32,
+  aRow: u32, aCol: u32, bRow: u32, bCol: u32,
+  aOffset: u32, bOffset: u32, outOffset: u32, alpha: f32,
+  batchShape: vec4<u32>,
+  aBatch: vec4<u32>,
+  bBatch: vec4<u32>,
+};
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read> a: array<${o.a}>;
+@group(0) @binding(2) var<storage, read> b: array<${o.b}>;
+#if ${o.bias}
+@group(0) @binding(3) var<storage, read> bias: array<${o.out}>;
+@group(0) @binding(4) var<storage, read_write> c: array<${o.out}>;
+#else
+@group(0) @binding(3) var<storage, read_write> c: array<${o.out}>;
+#endif
+
+var<workgroup> tileA: array<f32, ${bk * bm}>;
+var<workgroup> tileB: array<f32, ${bk * bn}>;
+
+@compute @workgroup_size(${tx}, ${ty}, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  // Batch coordinates → element offsets of this batch in A and B (stride 0 where broadcast).
+  var rest = wid.z;
+  var aBase = u.aOffset;
+  var bBase = u.bOffset;
+  for (var d = i32(u.batchRank) - 1; d >= 0; d--) {
+    let extent = u.batchShape[d];
+    let coord = rest % extent;
+    rest = rest / extent;
+    aBase += coord * u.aBatch[d];
+    bBase += coord * u.bBatch[d];
+  }
+  let row0 = wid.y * ${bm}u;
+  let col0 = wid.x * ${bn}u;
+  let tid = lid.y * ${tx}u + lid.x;
+  var acc: array<f32, ${tm * tn}>;
+  for (var i = 0u; i < ${tm * tn}u; i++) { acc[i] = 0.0; }
+  var aReg: array<f32, ${tm}>;
+  var bReg: array<f32, ${tn}>;
+  for (var k0 = 0u; k0 < u.k; k0 += ${bk}u) {
+    for (var l = tid; l < ${bm * bk}u; l += ${threads}u) {
+      let r = l / ${bk}u;
+      let kk = l % ${bk}u;
+      let gr = row0 + r;
+      let gk = k0 + kk;
+      var v = 0.0;
+      if (gr < u.m && gk < u.k) { let idx = aBase + gr * u.aRow + gk * u.aCol; v = ${loadA}; }
+      tileA[kk * ${bm}u + r] = v;
+    }
+    for (var l = tid; l < ${bk * bn}u; l += ${threads}u) {
+      let kk = l / ${bn}u;
+      let cc = l % ${bn}u;
+      let gc = col0 + cc;
+      let gk = k0 + kk;
+      var v = 0.0;
+      if (gc < u.n && gk < u.k) { let idx = bBase + gk * u.bRow + gc * u.bCol; v = ${loadB}; }
+      tileB[kk * ${bn}u + cc] = v;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${bk}u; kk++) {
+      // Rows and columns interleave across invocations (stride ty/tx) so neighbours read neighbouring words.
+      for (var i = 0u; i < ${tm}u; i++) { aReg[i] = tileA[kk * ${bm}u + lid.y + i * ${ty}u]; }
+      for (var j = 0u; j < ${tn}u; j++) { bReg[j] = tileB[kk * ${bn}u + lid.x + j * ${tx}u]; }
+      for (var i = 0u; i < ${tm}u; i++) {
+        for (var j = 0u; j < ${tn}u; j++) { acc[i * ${tn}u + j] = fma(aReg[i], bReg[j], acc[i * ${tn}u + j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  let outBase = u.outOffset + wid.z * u.m * u.n;
+  for (var i = 0u; i < ${tm}u; i++) {
+    let r = row0 + lid.y + i * ${ty}u;
+    if (r >= u.m) { continue; }
+    for (var j = 0u; j < ${tn}u; j++) {
+      let cc = col0 + lid.x + j * ${tx}u;
+      if (cc >= u.n) { continue; }
+      var v = acc[i * ${tn}u + j] * u.alpha;
+#if ${o.bias}
+      v += f32(bias[cc]);
+#endif
+      c[outBase + r * u.n + cc] = ${o.out === 'f32' ? 'v' : `${o.out}(v)`};
+    }
+  }
+}
+`;
+}

@@ -1,0 +1,20 @@
+/**
+ * Public API: the WebGPU engine (tensors, autograd, kernels) with its float64 CPU reference backend.
+ */
+export { Engine } from './engine/engine';
+export type { DeviceOptions } from './engine/device';
+export type { DeviceCapabilities } from './engine/gpu-context';
+export type { MemoryStats } from './engine/buffer-pool';
+export { Tensor } from './engine/tensor';
+export type { DType } from './engine/dtype';
+export { tidy, keep } from './engine/scope';
+export { backward, grad, noGrad, isGradEnabled } from './engine/autograd';
+export * from './engine/errors';
+export { empty, fromArray } from './engine/create';
+export * from './kernels/elementwise';
+export * from './kernels/reduce';
+export * from './kernels/views';
+export * from './kernels/matmul';
+export * from './kernels/softmax';
+export * from './kernels/layout';
+export * from './kernels/random';

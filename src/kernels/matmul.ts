@@ -1,0 +1,141 @@
+import { record } from '../engine/autograd';
+import type { CpuStorage, GpuStorage, WebGPUBackend } from '../engine/backend';
+import { empty } from '../engine/create';
+import { ShapeError } from '../engine/errors';
+import { broadcastShapes, formatShape, numel } from '../engine/shape';
+import type { Tensor } from '../engine/tensor';
+import { tidy } from '../engine/scope';
+import { UniformWriter } from '../engine/uniforms';
+import { matmulShader, type MatmulTiling } from '../../shaders/matmul.wgsl';
+import { matmulRef } from './reference/matmul';
+import { add } from './elementwise';
+import { sum, sumToShape } from './reduce';
+import { contiguous, expand, reshape, squeeze, transpose, unsqueeze } from './views';
+
+/** Small tiles for CPU adapters (lavapipe: barriers are costly, caches small); big ones for discrete GPUs. */
+export function defaultTiling(backend: WebGPUBackend, m: number, n: number): MatmulTiling {
+  const software = backend.ctx.caps.adapter.architecture === 'software' || backend.ctx.caps.adapter.vendor === 'mesa';
+  if (!software && m >= 1024 && n >= 1024) return { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 };
+  if (m <= 16 || n <= 16) return { bm: 16, bn: 64, bk: 16, tm: 1, tn: 4 };
+  return { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 };
+}
+
+let tilingOverride: MatmulTiling | null = null;
+/** Forces a tiling (benchmarks and tuning); null restores the default choice. */
+export function setMatmulTiling(t: MatmulTiling | null): void {
+  tilingOverride = t;
+}
+
+/**
+ * a: [...batchA, M, K], b: [...batchB, K, N] → [...broadcast(batchA, batchB), M, N], times alpha, plus
+ * an optional bias over N. Operands may be any strided views (transposes are free).
+ */
+function matmulRaw(a: Tensor, b: Tensor, bias: Tensor | null, alpha: number): Tensor {
+  const m = a.shape[a.rank - 2];
+  const k = a.shape[a.rank - 1];
+  const n = b.shape[b.rank - 1];
+  if (b.shape[b.rank - 2] !== k) throw new ShapeError(`matmul: ${formatShape(a.shape)} × ${formatShape(b.shape)}: inner sizes differ`);
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== n)) throw new ShapeError(`matmul bias must have shape [${n}], got ${formatShape(bias.shape)}`);
+  const batchShape = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const outShape = [...batchShape, m, n];
+  const backend = a.backend;
+  const batch = numel(batchShape);
+  if (backend.kind === 'cpu') {
+    const ac = contiguous(expand(a, [...batchShape, m, k]));
+    const bc = contiguous(expand(b, [...batchShape, k, n]));
+    const out = empty(backend, outShape, a.dtype);
+    const data = matmulRef(ac.toFloat64Sync(), bc.toFloat64Sync(), batch, m, k, n);
+    const biasData = bias?.toFloat64Sync();
+    for (let i = 0; i < data.length; i++) data[i] = data[i] * alpha + (biasData ? biasData[i % n] : 0);
+    (out.storage as CpuStorage).data.set(data);
+    ac.dispose();
+    bc.dispose();
+    return out;
+  }
+  if (batchShape.length > 4) throw new ShapeError(`matmul supports up to 4 batch dims, got ${formatShape(batchShape)}`);
+  const batchStrides = (t: Tensor) => {
+    const lead = batchShape.length - (t.rank - 2);
+    return batchShape.map((d, i) => (i < lead || t.shape[i - lead] === 1 ? 0 : t.strides[i - lead]));
+  };
+  const outDtype = a.dtype === 'f16' && b.dtype === 'f16' ? 'f16' : 'f32';
+  const out = empty(backend, outShape, outDtype);
+  const tiling = tilingOverride ?? defaultTiling(backend, m, n);
+  const program = {
+    key: `matmul:${a.dtype},${b.dtype}>${outDtype}:${bias ? 'bias' : ''}:${tiling.bm}x${tiling.bn}x${tiling.bk}/${tiling.tm}x${tiling.tn}`,
+    source: () => matmulShader({ a: a.dtype, b: b.dtype, out: outDtype, bias: !!bias, tiling }),
+    inputs: bias ? 3 : 2,
+    outputs: 1,
+  };
+  const pad4 = (v: number[]) => [...v, 0, 0, 0, 0].slice(0, 4);
+  const uniforms = new UniformWriter()
+    .u32(m, n, k, batchShape.length)
+    .u32(a.strides[a.rank - 2], a.strides[a.rank - 1], b.strides[b.rank - 2], b.strides[b.rank - 1])
+    .u32(a.offset, b.offset, 0)
+    .f32(alpha)
+    .u32(...pad4(batchShape.map((d) => d)))
+    .u32(...pad4(batchStrides(a)))
+    .u32(...pad4(batchStrides(b)))
+    .finish();
+  const maxZ = backend.ctx.caps.limits.maxComputeWorkgroupsPerDimension;
+  if (batch > maxZ) throw new ShapeError(`matmul batch ${batch} exceeds ${maxZ}`);
+  backend.ctx.dispatch(program, {
+    inputs: [a, b, ...(bias ? [bias] : [])].map((t) => (t.storage as GpuStorage).buffer),
+    outputs: [(out.storage as GpuStorage).buffer],
+    uniforms,
+    workgroups: [Math.ceil(n / tiling.bn), Math.ceil(m / tiling.bm), batch],
+  });
+  return out;
+}
+
+/**
+ * Matrix product with PyTorch semantics: 1-D operands are promoted (and the added dim removed),
+ * batch dims broadcast.
+ */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.rank === 0 || b.rank === 0) throw new ShapeError('matmul needs at least 1-D operands');
+  if (a.rank === 1 || b.rank === 1) {
+    return tidy(() => {
+      const a2 = a.rank === 1 ? unsqueeze(a, 0) : a;
+      const b2 = b.rank === 1 ? unsqueeze(b, -1) : b;
+      let y = matmul(a2, b2);
+      if (a.rank === 1) y = squeeze(y, -2);
+      if (b.rank === 1) y = squeeze(y, -1);
+      return y;
+    });
+  }
+  const y = matmulRaw(a, b, null, 1);
+  return record('matmul', [a, b], y, [a, b], (g, [sa, sb]) => [
+    sumToShape(matmulRaw(g, transpose(sb), null, 1), sa.shape),
+    sumToShape(matmulRaw(transpose(sa), g, null, 1), sb.shape),
+  ]);
+}
+
+/** y = x·Wᵀ + b, with W of shape [out, in] (PyTorch's Linear layout); x: [..., in]. */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  const inF = weight.shape[1];
+  const outF = weight.shape[0];
+  if (x.shape[x.rank - 1] !== inF) throw new ShapeError(`linear: input ${formatShape(x.shape)} does not end in ${inF}`);
+  const lead = x.shape.slice(0, -1);
+  const x2 = x.rank === 2 ? x : reshape(x, [-1, inF]);
+  const y2 = matmulRaw(x2, transpose(weight), bias ?? null, 1);
+  if (x2 !== x) x2.dispose();
+  let y = y2;
+  if (x.rank !== 2) {
+    y = reshape(y2, [...lead, outF]);
+    y2.dispose();
+  }
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record('linear', inputs, y, [x, weight], (g, [sx, sw]) => {
+    const g2 = reshape(g, [-1, outF]);
+    const xs = reshape(sx, [-1, inF]);
+    const gx = reshape(matmulRaw(g2, sw, null, 1), sx.shape);
+    const gw = matmulRaw(transpose(g2), xs, null, 1);
+    const gb = bias ? sum(g2, 0) : null;
+    return [gx, gw, gb];
+  });
+}
+
+/** alpha·(a·b) without autograd (attention scores, kernels that compose GEMMs). */
+export function matmulScaled(a: Tensor, b: Tensor, alpha: number): Tensor {
+  return matmulRaw(a, b, null, alpha);
+}
