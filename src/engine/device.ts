@@ -25,6 +25,11 @@ function isNode(): boolean {
 
 let nodeGpu: GPU | null = null;
 
+/** The Dawn GPU object in Node once a context was created (benchmarks hand it to peer libraries). */
+export function nodeGpuInstance(): GPU | null {
+  return nodeGpu;
+}
+
 /**
  * Dawn's Node addon. NVIDIA drivers hide f16 and subgroup matrices unless these toggles are on;
  * they are harmless elsewhere.
