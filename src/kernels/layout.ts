@@ -83,7 +83,9 @@ export function pad(x: Tensor, pads: readonly number[], value = 0): Tensor {
         r = s;
       }
     }
-    return [before.some((b) => b < 0) || after.some((a) => a < 0) ? pad(r, pads.map((p) => -p)) : contiguous(r)];
+    // Cropped elements get zero gradient: pad the kept region back by the crop amounts.
+    const crops = pads.map((p) => Math.max(0, -p));
+    return [crops.some((c) => c > 0) ? pad(r, crops) : contiguous(r)];
   });
 }
 
