@@ -1,0 +1,141 @@
+/**
+ * Data command line (npm run data -- <command>):
+ *   synth --n N --out DIR [--seed S] [--split 0.8,0.1,0.1]     write a phantom dataset
+ *   show --data DIR --index I [--split train] --out DIR2        pictures of a dataset subject
+ *   show --phantom [--class healthy] [--seed S] [--index I] --out DIR2   pictures of a fresh phantom
+ *   inspect FILE [--fs HZ]                                      read an ECG or CMR file, print what the model would get
+ */
+import { NodeFileSystem } from '../data/node-fs';
+import { joinPath, decodeText } from '../data/fs';
+import { writeSyntheticDataset, type DatasetManifest, type SplitName } from '../data/dataset';
+import { NpyDatasetSource } from '../data/loader';
+import { generateSubject } from '../data/phantom/subject';
+import { PHANTOM_CLASSES, type PhantomClass } from '../data/phantom/params';
+import { robustRPeaks } from '../data/ecg-phase';
+import { ecgToSvg } from '../data/viz/ecg-svg';
+import { cineToGif, cineToStripPng } from '../data/viz/images';
+import { readEcgFile, readCmrFile } from '../data/readers/index';
+import { prepareEcg } from '../data/preprocess/ecg';
+import { prepareCine } from '../data/preprocess/cmr';
+import { DataError } from '../data/errors';
+
+type Flags = Record<string, string | boolean>;
+
+function parseFlags(args: string[]): { positional: string[]; flags: Flags } {
+  const flags: Flags = {};
+  const positional: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a.startsWith('--')) {
+      const key = a.slice(2);
+      const next = args[i + 1];
+      if (next !== undefined && !next.startsWith('--')) {
+        flags[key] = next;
+        i++;
+      } else flags[key] = true;
+    } else positional.push(a);
+  }
+  return { positional, flags };
+}
+
+function need(flags: Flags, key: string): string {
+  const v = flags[key];
+  if (typeof v !== 'string') throw new Error(`missing --${key}`);
+  return v;
+}
+
+const fs = new NodeFileSystem();
+
+async function synth(flags: Flags) {
+  const n = Number(need(flags, 'n'));
+  const out = need(flags, 'out');
+  const seed = flags.seed !== undefined ? Number(flags.seed) : 42;
+  const split = typeof flags.split === 'string' ? (flags.split.split(',').map(Number) as [number, number, number]) : undefined;
+  if (split && (split.length !== 3 || split.some((x) => !Number.isFinite(x)))) throw new Error('--split needs three numbers, e.g. 0.8,0.1,0.1');
+  const t0 = Date.now();
+  const manifest = await writeSyntheticDataset(fs, out, {
+    n, seed, split,
+    onProgress: (done, total) => {
+      if (done === total || done % 50 === 0) process.stderr.write(`\r${done}/${total} subjects`);
+    },
+  });
+  process.stderr.write('\n');
+  const counts = Object.entries(manifest.splits).map(([k, v]) => `${k} ${v.count}`).join(', ');
+  console.log(`wrote ${out}: ${counts} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+}
+
+let smallPictures = false;
+
+async function writePictures(outDir: string, name: string, ecg: Float32Array, cine: Float32Array, rPeaks: number[], title: string, esFrame?: number) {
+  // --small (used for docs/img): 16 grey levels and every 2nd frame, to keep GIFs of a noisy cine small.
+  const gifOptions = smallPictures ? { upscale: 2, levels: 16, frameStep: 2 } : { upscale: 2, levels: 64 };
+  await fs.mkdir(outDir);
+  await fs.writeFile(joinPath(outDir, `ecg-${name}.svg`), ecgToSvg(ecg, { rPeaks, title }));
+  await fs.writeFile(joinPath(outDir, `cine-${name}.gif`), cineToGif(cine, 50, 96, gifOptions));
+  await fs.writeFile(joinPath(outDir, `strip-${name}.png`), cineToStripPng(cine, 50, 96, { step: 5, markFrame: esFrame }));
+  console.log(`wrote ${outDir}/{ecg,cine,strip}-${name}.{svg,gif,png}`);
+}
+
+async function show(flags: Flags) {
+  const out = need(flags, 'out');
+  smallPictures = flags.small === true;
+  if (flags.phantom) {
+    const cls = (typeof flags.class === 'string' ? flags.class : 'healthy') as PhantomClass;
+    if (!PHANTOM_CLASSES.includes(cls)) throw new Error(`--class must be one of ${PHANTOM_CLASSES.join(', ')}`);
+    const seed = flags.seed !== undefined ? Number(flags.seed) : 1;
+    const index = flags.index !== undefined ? Number(flags.index) : 0;
+    const s = generateSubject(seed, index, { cls });
+    const t = s.truth;
+    const title = `${s.id} ${cls}${t.regionalWall ? ` (${t.regionalWall})` : ''} HR ${t.heartRateBpm.toFixed(0)} QRS ${t.qrsMs.toFixed(0)} ms EF~${t.efProxy.toFixed(2)} (R peaks: ground truth)`;
+    await writePictures(out, typeof flags.name === 'string' ? flags.name : cls, s.ecg, s.cine!, t.rPeaks, title, t.endSystoleFrame);
+    return;
+  }
+  const dir = need(flags, 'data');
+  const split = (typeof flags.split === 'string' ? flags.split : 'train') as SplitName;
+  const index = Number(flags.index ?? 0);
+  const source = await NpyDatasetSource.open(fs, dir, split, { batchSize: 1 });
+  const { ecg, cmr } = await source.readSample(index);
+  const manifest = JSON.parse(decodeText(await fs.readFile(joinPath(dir, 'manifest.json')))) as DatasetManifest;
+  const info = manifest.subjects.find((s) => s.split === split && s.row === index);
+  const peaks = robustRPeaks(ecg.subarray(5000, 10000));
+  const title = `${info?.id ?? `${split}[${index}]`} ${info?.cls ?? ''} (R peaks: detected on lead II)`;
+  await writePictures(out, `${split}-${index}`, ecg, cmr, peaks, title, info?.endSystoleFrame);
+}
+
+async function inspect(positional: string[], flags: Flags) {
+  const path = positional[0];
+  if (!path) throw new Error('inspect needs a file path');
+  const isCmr = /\.(nii|nii\.gz|dcm)$/i.test(path) || (!/\.(hea|dat|csv|tsv|txt|npy)$/i.test(path)) || flags.cmr === true;
+  if (isCmr) {
+    const vol = await readCmrFile(fs, path, { slice: flags.slice !== undefined ? Number(flags.slice) : undefined });
+    const prepared = prepareCine(vol, { source: path });
+    console.log(`CMR ${path}: ${vol.frames} frames of ${vol.height}x${vol.width} -> (50, 96, 96) in [-1, 1]`);
+    [...vol.warnings, ...prepared.warnings].forEach((w) => console.log(`warning: ${w}`));
+    return;
+  }
+  const rec = await readEcgFile(fs, path, { fs: flags.fs !== undefined ? Number(flags.fs) : undefined });
+  const prepared = prepareEcg(rec, { strict: flags.strict === true });
+  console.log(`ECG ${path}: ${rec.signals.length} lead(s) [${rec.leadNames.join(', ')}], ${rec.signals[0].length} samples at ${rec.fs} Hz -> (12, 5000)`);
+  console.log(`R peaks (lead II, robust): ${robustRPeaks(prepared.data.subarray(5000, 10000)).length}`);
+  [...rec.warnings, ...prepared.warnings].forEach((w) => console.log(`warning: ${w}`));
+}
+
+async function main() {
+  const [command, ...rest] = process.argv.slice(2);
+  const { positional, flags } = parseFlags(rest);
+  if (command === 'synth') await synth(flags);
+  else if (command === 'show') await show(flags);
+  else if (command === 'inspect') await inspect(positional, flags);
+  else {
+    console.log('usage: npm run data -- synth --n N --out DIR [--seed S] [--split 0.8,0.1,0.1]');
+    console.log('       npm run data -- show --data DIR --index I [--split train] --out DIR2');
+    console.log('       npm run data -- show --phantom --class healthy|hypertrophic|dilated|regional [--seed S] [--small] --out DIR2');
+    console.log('       npm run data -- inspect FILE [--fs HZ] [--strict] [--slice Z]');
+    process.exitCode = command ? 1 : 0;
+  }
+}
+
+main().catch((e) => {
+  console.error(e instanceof DataError ? `data error: ${e.message}` : e instanceof Error ? e.message : e);
+  process.exitCode = 1;
+});

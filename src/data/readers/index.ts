@@ -1,0 +1,86 @@
+/**
+ * File-level entry points: pick a reader from the path, read through a DataFileSystem.
+ * ECG: .hea (WFDB), .csv/.tsv/.txt (CSV), .npy ((C, L) or (L, C) with C <= 15, or 1-D single lead).
+ * CMR: .nii/.nii.gz (NIfTI), .npy ((T, H, W)), a directory or .dcm file(s) (DICOM series).
+ */
+import { DataError } from '../errors';
+import { type DataFileSystem, baseName, joinPath, decodeText } from '../fs';
+import { readNpy, toFloat32 } from '../npy';
+import type { EcgRecording } from '../preprocess/ecg';
+import type { CineVolume } from '../preprocess/cmr';
+import { readWfdb } from './wfdb';
+import { parseEcgCsv, type CsvOptions } from './csv';
+import { readNifti } from './nifti';
+import { readDicomSeries } from './dicom';
+
+export interface EcgReadOptions extends CsvOptions {
+  /** Sampling frequency for NPY input (default 500). */
+  npyFs?: number;
+}
+
+const STANDARD = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6'];
+
+/** An ECG from NPY bytes: 1-D = one lead; 2-D as (leads, samples), transposed when clearly (samples, leads). */
+export function ecgFromNpy(bytes: Uint8Array, source: string, fs = 500, leadNames?: string[]): EcgRecording & { warnings: string[] } {
+  const arr = readNpy(bytes, source);
+  const data = toFloat32(arr.data);
+  const warnings: string[] = [];
+  let channels: number;
+  let length: number;
+  let transposed = false;
+  if (arr.shape.length === 1) [channels, length] = [1, arr.shape[0]];
+  else if (arr.shape.length === 2) {
+    [channels, length] = arr.shape;
+    if (channels > 15 && length <= 15) {
+      [channels, length] = [length, channels];
+      transposed = true;
+      warnings.push(`${source}: shape (${arr.shape.join(', ')}) read as (samples, leads) and transposed`);
+    }
+  } else throw new DataError(source, `ECG array must be 1-D or 2-D, got shape (${arr.shape.join(', ')})`);
+  if (channels > 15) throw new DataError(source, `ECG array shape (${arr.shape.join(', ')}) has no lead axis of size <= 15`);
+  const signals = Array.from({ length: channels }, (_, c) => {
+    const s = new Float32Array(length);
+    for (let i = 0; i < length; i++) s[i] = transposed ? data[i * channels + c] : data[c * length + i];
+    return s;
+  });
+  const names = leadNames ?? (channels === 12 ? STANDARD : channels === 1 ? ['lead'] : signals.map((_, i) => `lead${i + 1}`));
+  return { signals, leadNames: names, fs, source, warnings };
+}
+
+export async function readEcgFile(fs: DataFileSystem, path: string, options: EcgReadOptions = {}): Promise<EcgRecording & { warnings: string[] }> {
+  const lower = path.toLowerCase();
+  if (lower.endsWith('.hea') || lower.endsWith('.dat')) return readWfdb(fs, path.replace(/\.dat$/i, '.hea'));
+  if (!(await fs.exists(path))) throw new DataError(path, 'file not found');
+  if (/\.(csv|tsv|txt)$/.test(lower)) return parseEcgCsv(decodeText(await fs.readFile(path)), { ...options, source: path });
+  if (lower.endsWith('.npy')) return ecgFromNpy(await fs.readFile(path), path, options.npyFs ?? options.fs ?? 500, options.leadNames);
+  throw new DataError(path, 'unknown ECG file type (expected .hea, .csv, .tsv, .txt or .npy)');
+}
+
+export interface CmrReadOptions {
+  slice?: number;
+  sliceLocation?: string;
+}
+
+export async function readCmrFile(fs: DataFileSystem, path: string, options: CmrReadOptions = {}): Promise<CineVolume & { warnings: string[] }> {
+  if (!(await fs.exists(path))) throw new DataError(path, 'file not found');
+  const lower = path.toLowerCase();
+  if (lower.endsWith('.nii') || lower.endsWith('.nii.gz')) return readNifti(await fs.readFile(path), { slice: options.slice, source: path });
+  if (lower.endsWith('.npy')) {
+    const arr = readNpy(await fs.readFile(path), path);
+    if (arr.shape.length !== 3) throw new DataError(path, `cine array must be (T, H, W), got shape (${arr.shape.join(', ')})`);
+    const [frames, height, width] = arr.shape;
+    return { data: toFloat32(arr.data), frames, height, width, warnings: [] };
+  }
+  let names: string[];
+  let dir: string;
+  if (lower.endsWith('.dcm')) {
+    names = [baseName(path)];
+    dir = path.slice(0, path.length - baseName(path).length) || '.';
+  } else {
+    dir = path;
+    names = (await fs.listDir(path)).filter((n) => !n.startsWith('.'));
+    if (!names.length) throw new DataError(path, 'empty directory; expected DICOM files');
+  }
+  const files = await Promise.all(names.map(async (n) => ({ name: joinPath(dir, n), bytes: await fs.readFile(joinPath(dir, n)) })));
+  return readDicomSeries(files, { sliceLocation: options.sliceLocation, source: path });
+}
