@@ -145,3 +145,8 @@ export function split(x: Tensor, sizes: number | readonly number[], dim = 0): Te
 }
 
 export const chunk = (x: Tensor, chunks: number, dim = 0): Tensor[] => split(x, Math.ceil(x.shape[normalizeAxis(dim, x.rank)] / chunks), dim);
+
+/** The same values with no autograd history (stop-gradient); shares storage. */
+export function detach(x: Tensor): Tensor {
+  return view(x, x.shape, x.strides, x.offset);
+}
