@@ -39,7 +39,7 @@ function resizeAxis(src: Float64Array, inLen: number, outLen: number, stride: nu
         // Area: average of the source interval [o*scale, (o+1)*scale) with fractional end weights.
         const a = o * scale;
         const b = a + scale;
-        for (let i = Math.floor(a); i < Math.ceil(b); i++) {
+        for (let i = Math.floor(a); i < Math.min(inLen, Math.ceil(b - 1e-9)); i++) {
           const w = Math.min(b, i + 1) - Math.max(a, i);
           value += w * src[line * inStride + i * stride];
         }

@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { PHANTOM_CLASSES, generateSubject, phaseTargets, referenceRPeaks, resizeLinear1d, robustRPeaks, selectCycle } from '../../src/data';
+
+/** Recall of ground-truth peaks within 10 samples (20 ms), ignoring 30 ms at each edge. */
+function score(gt: number[], found: number[]) {
+  const inner = gt.filter((p) => p > 15 && p < 4985);
+  const hits = inner.filter((g) => found.some((p) => Math.abs(p - g) <= 10)).length;
+  const fps = found.filter((p) => p > 15 && p < 4985 && !gt.some((g) => Math.abs(p - g) <= 10)).length;
+  return { total: inner.length, hits, fps };
+}
+
+describe('R-peak detection on phantom ECGs', () => {
+  it('finds >= 99 % of R peaks within 20 ms for every class (both detectors)', () => {
+    for (const cls of PHANTOM_CLASSES) {
+      let total = 0, robust = 0, reference = 0, fps = 0;
+      for (let i = 0; i < 25; i++) {
+        const s = generateSubject(7, i, { cls, cine: false });
+        const lead = s.ecg.subarray(5000, 10000);
+        const r = score(s.truth.rPeaks, robustRPeaks(lead));
+        total += r.total; robust += r.hits; fps += r.fps;
+        reference += score(s.truth.rPeaks, referenceRPeaks(lead)).hits;
+      }
+      expect(robust / total, cls).toBeGreaterThanOrEqual(0.99);
+      expect(reference / total, cls).toBeGreaterThanOrEqual(0.99);
+      expect(fps / total, cls).toBeLessThan(0.02);
+    }
+  });
+
+  it('robust detector copes with noise, irregular rhythm, ectopic beats, low amplitude and inversion', () => {
+    let total = 0, hits = 0, fps = 0;
+    for (let i = 0; i < 16; i++) {
+      const s = generateSubject(9, i, { cine: false, rhythm: i % 2 ? 'irregular' : 'sinus', ectopicProbability: 0.15, noiseScale: 4 });
+      const lead = Float32Array.from(s.ecg.subarray(5000, 10000));
+      const gain = i % 4 === 0 ? -1 : i % 4 === 1 ? 0.15 : 1; // inverted, low amplitude
+      for (let k = 0; k < lead.length; k++) lead[k] *= gain;
+      const r = score(s.truth.rPeaks, robustRPeaks(lead));
+      total += r.total; hits += r.hits; fps += r.fps;
+    }
+    expect(hits / total).toBeGreaterThanOrEqual(0.97);
+    expect(fps / total).toBeLessThan(0.05);
+  });
+
+  it('reference detector: threshold, strict local maxima and 125-sample merging', () => {
+    const x = new Float32Array(1000);
+    x[100] = 1; x[180] = 2; x[400] = 1.5; x[401] = 1.5;
+    // 100 and 180 are < 125 apart: the taller (180) wins; 400/401 plateau: the first (x[i] >= x[i+1]).
+    expect(referenceRPeaks(x)).toEqual([180, 400]);
+  });
+});
+
+describe('phase targets', () => {
+  it('rises 0 -> 2pi over each RR and is 0 outside', () => {
+    const t = phaseTargets([800, 1600], 5000);
+    expect(t.length).toBe(1250);
+    const sin = (i: number) => t[i];
+    const cos = (i: number) => t[625 + i];
+    expect(sin(50)).toBe(0); expect(cos(50)).toBe(1); // before the first peak
+    expect(cos(100)).toBeCloseTo(1, 6); // step 100 = sample 800 = peak, phi 0
+    expect(sin(125)).toBeCloseTo(Math.sin(Math.PI / 2), 5); // sample 1000: phi = 2pi * 200/800
+    expect(cos(150)).toBeCloseTo(-1, 5); // sample 1200: phi = pi
+    expect(cos(200)).toBeCloseTo(1, 5); // sample 1600: phi = 2pi (end point included)
+    expect(sin(300)).toBe(0); expect(cos(300)).toBe(1); // after the last peak
+    const none = phaseTargets([1000], 5000);
+    expect([...none.subarray(0, 625)].every((v) => v === 0)).toBe(true);
+    expect([...none.subarray(625)].every((v) => v === 1)).toBe(true);
+  });
+});
+
+/** A phase on the 625 grid with R peaks at fractional grid positions. */
+function phaseWithPeaks(peaks: number[]): Float32Array {
+  const out = new Float32Array(1250);
+  for (let i = 0; i < 625; i++) {
+    let phi = 0;
+    for (let k = 0; k + 1 < peaks.length; k++) if (i >= peaks[k] && i <= peaks[k + 1]) phi = (2 * Math.PI * (i - peaks[k])) / (peaks[k + 1] - peaks[k]);
+    out[i] = Math.sin(phi);
+    out[625 + i] = Math.cos(phi);
+  }
+  return out;
+}
+
+describe('cycle selection', () => {
+  it('faithful mode wraps mid R-R (spec example: peaks 25 and 81.2 -> wrap 53)', () => {
+    const w = selectCycle(phaseWithPeaks([25, 81.2]), 625, 'faithful');
+    expect(w.wraps).toEqual([53]);
+    expect([w.start, w.end, w.rule]).toEqual([208, 416, 'few-wraps-middle-third']);
+  });
+
+  it('faithful: middle pair of wraps; fixed: R peak to R peak', () => {
+    const peaks = [25, 81.2, 140, 200, 262, 320];
+    const faithful = selectCycle(phaseWithPeaks(peaks), 625, 'faithful');
+    expect(faithful.wraps).toEqual([53, 110, 170, 231, 291]);
+    expect([faithful.start, faithful.end]).toEqual([111, 171]);
+    const fixed = selectCycle(phaseWithPeaks(peaks), 625, 'fixed');
+    // 2pi -> 0 drops at each R peak (incl. the last, after which phi = 0); middle pair = peaks 140 and 200.
+    expect(fixed.wraps).toEqual([81, 139, 199, 261, 320]);
+    expect([fixed.start, fixed.end]).toEqual([140, 200]);
+  });
+
+  it('falls back to the whole sequence for a window under 10 steps', () => {
+    const w = selectCycle(phaseWithPeaks([100, 105, 110, 115]), 625, 'faithful');
+    expect(w.rule).toBe('short-window-whole');
+    expect([w.start, w.end]).toEqual([0, 625]);
+  });
+});
+
+describe('resizeLinear1d (align_corners = false)', () => {
+  it('matches hand-computed values', () => {
+    // 4 -> 2: src = (i + 0.5) * 2 - 0.5 = 0.5, 2.5 -> means of neighbours.
+    expect([...resizeLinear1d([0, 1, 2, 3], 1, 4, 0, 4, 2)]).toEqual([0.5, 2.5]);
+    // 2 -> 4: src = (i + 0.5) / 2 - 0.5 = -0.25 (clamped to 0), 0.25, 0.75, 1.25 (i1 clamped).
+    expect([...resizeLinear1d([0, 4], 1, 2, 0, 2, 4)]).toEqual([0, 1, 3, 4]);
+    // Crop [1, 3) of two channels, then identity-size resize.
+    expect([...resizeLinear1d([0, 1, 2, 3, 10, 11, 12, 13], 2, 4, 1, 3, 2)]).toEqual([1, 2, 11, 12]);
+  });
+});
