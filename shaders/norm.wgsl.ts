@@ -1,0 +1,219 @@
+/**
+ * Normalization kernels (batch / group / layer norm share them; only the index maps differ).
+ *
+ * A "reduction group" r enumerates its `count` elements e as
+ *   addr = base(r) + (e / B)·strideA + (e % B)·strideB,   base(r) = (r / rInner)·rOuterStride + (r % rInner)·rInnerStride
+ * and is split into `chunks` chunks of `chunkLen` elements, one workgroup per (group, chunk), so a few huge
+ * groups (VAE GroupNorm: 32 groups of millions of elements) still spread over the whole device.
+ * A "stat group" / "channel" of a flat element index i is (i / div) % mod.
+ */
+
+const GEOMETRY_FIELDS = `R: u32, chunks: u32, chunkLen: u32, count: u32,
+  rInner: u32, rInnerStride: u32, rOuterStride: u32, A: u32,
+  strideA: u32, B: u32, strideB: u32, xOffset: u32,
+  gOffset: u32, statDiv: u32, statMod: u32, chanDiv: u32,
+  chanMod: u32, meanOffset: u32, rstdOffset: u32, wOffset: u32`;
+
+/**
+ * Per (group, chunk) partial results, two floats each:
+ *   stats: [chunk mean, Σ (x − chunk mean)²] (two passes over the chunk: exact for data offset by a large mean);
+ *   grad:  [Σ g·w, Σ g·w·x̂] with x̂ = (x − mean[s])·rstd[s] (w = 1 unless `weighted`).
+ */
+export function normReduceShader(o: { mode: 'stats' | 'grad'; weighted: boolean; workgroupSize: number }): string {
+  const wg = o.workgroupSize;
+  const grad = o.mode === 'grad';
+  const bindings = grad
+    ? `@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(3) var<storage, read> meanBuf: array<f32>;
+@group(0) @binding(4) var<storage, read> rstdBuf: array<f32>;
+${o.weighted ? '@group(0) @binding(5) var<storage, read> w: array<f32>;\n' : ''}@group(0) @binding(${o.weighted ? 6 : 5}) var<storage, read_write> partial: array<f32>;`
+    : `@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> partial: array<f32>;`;
+  const tree = (v: string) => `
+  scratch[lid] = ${v};
+  workgroupBarrier();
+  for (var t = ${wg / 2}u; t > 0u; t = t >> 1u) {
+    if (lid < t) { scratch[lid] = scratch[lid] + scratch[lid + t]; }
+    workgroupBarrier();
+  }
+  ${v} = scratch[0];
+  workgroupBarrier();`;
+  const body = grad
+    ? `
+  var s1 = vec2<f32>(0.0, 0.0);
+  for (var e = start + lid; e < end; e += ${wg}u) {
+    let a = addrOf(base, e);
+    let s = (a / u.statDiv) % u.statMod;
+    let xhat = (x[u.xOffset + a] - meanBuf[u.meanOffset + s]) * rstdBuf[u.rstdOffset + s];
+    let gw = g[u.gOffset + a]${o.weighted ? ' * w[u.wOffset + (a / u.chanDiv) % u.chanMod]' : ''};
+    s1 += vec2<f32>(gw, gw * xhat);
+  }
+  ${tree('s1')}
+  if (lid == 0u) { partial[task * 2u] = s1.x; partial[task * 2u + 1u] = s1.y; }`
+    : `
+  var s1 = vec2<f32>(0.0, 0.0);
+  for (var e = start + lid; e < end; e += ${wg}u) { s1.x += x[u.xOffset + addrOf(base, e)]; }
+  ${tree('s1')}
+  let m = s1.x / f32(end - start);
+  var s2 = vec2<f32>(0.0, 0.0);
+  for (var e = start + lid; e < end; e += ${wg}u) {
+    let d = x[u.xOffset + addrOf(base, e)] - m;
+    s2.x += d * d;
+  }
+  ${tree('s2')}
+  if (lid == 0u) { partial[task * 2u] = m; partial[task * 2u + 1u] = s2.x; }`;
+  return `struct Params { ${GEOMETRY_FIELDS} };
+@group(0) @binding(0) var<uniform> u: Params;
+${bindings}
+var<workgroup> scratch: array<vec2<f32>, ${wg}>;
+
+fn addrOf(base: u32, e: u32) -> u32 {
+  let a = e / u.B;
+  return base + a * u.strideA + (e - a * u.B) * u.strideB;
+}
+
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let task = wid.x + wid.y * nwg.x;
+  if (task >= u.R * u.chunks) { return; }
+  let r = task / u.chunks;
+  let k = task % u.chunks;
+  let base = (r / u.rInner) * u.rOuterStride + (r % u.rInner) * u.rInnerStride;
+  let start = k * u.chunkLen;
+  let end = min(start + u.chunkLen, u.count);
+  ${body}
+}
+`;
+}
+
+/**
+ * Merges the chunk statistics of each group (Chan et al.'s pairwise update) into mean and 1/sqrt(var + eps)
+ * (biased variance). `updateRunning`: also updates running mean / running (unbiased) variance in place,
+ * PyTorch's BatchNorm rule; those buffers are bound read-write.
+ */
+export function normFinalizeShader(o: { updateRunning: boolean; sharedRunning: boolean }): string {
+  // Both running buffers in one storage buffer (views of one tensor) must be bound once: WebGPU forbids
+  // two writable bindings of overlapping ranges.
+  const varBuffer = o.sharedRunning ? 'runningMean' : 'runningVar';
+  return `struct Params { R: u32, chunks: u32, chunkLen: u32, count: u32, rmOffset: u32, rmStride: u32, rvOffset: u32, rvStride: u32, eps: f32, momentum: f32 };
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read> partial: array<f32>;
+@group(0) @binding(2) var<storage, read_write> meanOut: array<f32>;
+@group(0) @binding(3) var<storage, read_write> rstdOut: array<f32>;
+${o.updateRunning ? `@group(0) @binding(4) var<storage, read_write> runningMean: array<f32>;
+${o.sharedRunning ? '' : '@group(0) @binding(5) var<storage, read_write> runningVar: array<f32>;'}` : ''}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let r = gid.x + gid.y * nwg.x * 64u;
+  if (r >= u.R) { return; }
+  var n = 0.0;
+  var mean = 0.0;
+  var m2 = 0.0;
+  for (var k = 0u; k < u.chunks; k++) {
+    let nb = f32(min(u.chunkLen, u.count - k * u.chunkLen));
+    let mb = partial[(r * u.chunks + k) * 2u];
+    let m2b = partial[(r * u.chunks + k) * 2u + 1u];
+    let total = n + nb;
+    let delta = mb - mean;
+    mean += delta * (nb / total);
+    m2 += m2b + delta * delta * (n * nb / total);
+    n = total;
+  }
+  let variance = m2 / n;
+  meanOut[r] = mean;
+  rstdOut[r] = inverseSqrt(variance + u.eps);
+  ${o.updateRunning ? `let unbiased = m2 / max(n - 1.0, 1.0);
+  let im = u.rmOffset + r * u.rmStride;
+  let iv = u.rvOffset + r * u.rvStride;
+  runningMean[im] = (1.0 - u.momentum) * runningMean[im] + u.momentum * mean;
+  ${varBuffer}[iv] = (1.0 - u.momentum) * ${varBuffer}[iv] + u.momentum * unbiased;` : ''}
+}
+`;
+}
+
+/**
+ * Elementwise passes over contiguous x (one invocation per element):
+ *   forward:  y = (x − mean[s])·rstd[s]·w[c] + b[c]
+ *   backward: dx = rstd[s]·(g·w[c] − S1[s]/n − x̂·S2[s]/n)   ('inside': sums already carry w)
+ *             dx = rstd[s]·w[c]·(g − S1[s]/n − x̂·S2[s]/n)   ('outside': stat group == channel, sums without w)
+ *             dx = rstd[s]·w[c]·g                            ('fixed': statistics are constants, eval BatchNorm)
+ */
+export function normApplyShader(o: { backward: 'none' | 'inside' | 'outside' | 'fixed'; weighted: boolean; biased: boolean; workgroupSize: number }): string {
+  const wg = o.workgroupSize;
+  const names: string[] = o.backward === 'none' ? ['x', 'meanBuf', 'rstdBuf'] : ['x', 'g', 'meanBuf', 'rstdBuf'];
+  if (o.weighted) names.push('w');
+  if (o.backward === 'none' && o.biased) names.push('b');
+  if (o.backward === 'inside' || o.backward === 'outside') names.push('sums');
+  const bindings = names.map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}: array<f32>;`).join('\n');
+  const wc = o.weighted ? 'w[u.wOffset + c]' : '1.0';
+  let body: string;
+  if (o.backward === 'none') body = `out[i] = (x[u.xOffset + i] - meanBuf[u.meanOffset + s]) * rstdBuf[u.rstdOffset + s] * ${wc}${o.biased ? ' + b[u.bOffset + c]' : ''};`;
+  else if (o.backward === 'fixed') body = `out[i] = rstdBuf[u.rstdOffset + s] * ${wc} * g[u.gOffset + i];`;
+  else {
+    body = `let rstd = rstdBuf[u.rstdOffset + s];
+  let xhat = (x[u.xOffset + i] - meanBuf[u.meanOffset + s]) * rstd;
+  let s1 = sums[s * 2u] * u.invCount;
+  let s2 = sums[s * 2u + 1u] * u.invCount;
+  ${o.backward === 'inside' ? `out[i] = rstd * (g[u.gOffset + i] * ${wc} - s1 - xhat * s2);` : `out[i] = rstd * ${wc} * (g[u.gOffset + i] - s1 - xhat * s2);`}`;
+  }
+  return `struct Params { n: u32, xOffset: u32, gOffset: u32, meanOffset: u32, rstdOffset: u32, wOffset: u32, bOffset: u32, statDiv: u32, statMod: u32, chanDiv: u32, chanMod: u32, invCount: f32 };
+@group(0) @binding(0) var<uniform> u: Params;
+${bindings}
+@group(0) @binding(${names.length + 1}) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(${wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * ${wg}u;
+  if (i >= u.n) { return; }
+  let s = (i / u.statDiv) % u.statMod;
+  let c = (i / u.chanDiv) % u.chanMod;
+  ${body}
+}
+`;
+}
+
+/**
+ * Channel L2 normalization over dim 1 of [N, C, S] (one invocation per (n, s), coalesced over s):
+ *   forward:  y = x / (‖x‖ + eps);   backward: dx = g/d − x·(Σ_c g·x)/(d²·‖x‖), d = ‖x‖ + eps.
+ */
+export function l2NormalizeShader(o: { backward: boolean; workgroupSize: number }): string {
+  const wg = o.workgroupSize;
+  const bindings = o.backward
+    ? `@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;`
+    : `@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;`;
+  return `struct Params { N: u32, C: u32, S: u32, xOffset: u32, gOffset: u32, eps: f32 };
+@group(0) @binding(0) var<uniform> u: Params;
+${bindings}
+
+@compute @workgroup_size(${wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = gid.x + gid.y * nwg.x * ${wg}u;
+  if (t >= u.N * u.S) { return; }
+  let base = (t / u.S) * u.C * u.S + t % u.S;
+  var ss = 0.0;
+  ${o.backward ? 'var gx = 0.0;' : ''}
+  for (var c = 0u; c < u.C; c++) {
+    let v = x[u.xOffset + base + c * u.S];
+    ss += v * v;
+    ${o.backward ? 'gx += v * g[u.gOffset + base + c * u.S];' : ''}
+  }
+  let norm = sqrt(ss);
+  let d = norm + u.eps;
+  ${o.backward
+    ? `let k = gx / (d * d * norm);
+  for (var c = 0u; c < u.C; c++) {
+    let j = base + c * u.S;
+    out[j] = g[u.gOffset + j] / d - x[u.xOffset + j] * k;
+  }`
+    : `for (var c = 0u; c < u.C; c++) {
+    let j = base + c * u.S;
+    out[j] = x[u.xOffset + j] / d;
+  }`}
+}
+`;
+}
