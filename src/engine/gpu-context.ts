@@ -29,6 +29,8 @@ export interface DeviceCapabilities {
   subgroups: boolean;
   subgroupMatrix: boolean;
   timestampQuery: boolean;
+  /** A CPU implementation (lavapipe, SwiftShader): kernels pick shapes that suit CPUs. */
+  software: boolean;
   limits: {
     maxStorageBufferBindingSize: number;
     maxBufferSize: number;

@@ -14,8 +14,7 @@ import { contiguous, expand, reshape, squeeze, transpose, unsqueeze } from './vi
 
 /** Small tiles for CPU adapters (lavapipe: barriers are costly, caches small); big ones for discrete GPUs. */
 export function defaultTiling(backend: WebGPUBackend, m: number, n: number): MatmulTiling {
-  const software = backend.ctx.caps.adapter.architecture === 'software' || backend.ctx.caps.adapter.vendor === 'mesa';
-  if (!software && m >= 1024 && n >= 1024) return { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 };
+  if (!backend.ctx.caps.software && m >= 1024 && n >= 1024) return { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 };
   if (m <= 16 || n <= 16) return { bm: 16, bn: 64, bk: 16, tm: 1, tn: 4 };
   return { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 };
 }

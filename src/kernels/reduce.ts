@@ -28,7 +28,9 @@ function launchReduce(x: Tensor, op: ReduceOp, outer: number, r: number, inner: 
   const out = empty(backend, [outer * chunks * inner], x.dtype === 'f16' ? 'f16' : 'f32');
   const outputs = outer * chunks * inner;
   const chunkLen = Math.ceil(r / chunks);
-  const perThread = (inner > 1 && outputs >= 1024) || chunkLen <= 32;
+  // CPU adapters: one invocation per output whenever there are enough outputs (barriers are costly there).
+  const software = backend.ctx.caps.software;
+  const perThread = (inner > 1 && outputs >= 1024) || chunkLen <= 32 || (software && outputs >= 64);
   const program = {
     key: `reduce:${op}:${x.dtype}:${perThread ? 't' : 'g'}`,
     source: () => reduceShader({ op, inType: x.dtype, outType: out.dtype, perThread, workgroupSize: WORKGROUP }),
@@ -72,6 +74,7 @@ export function reduceRaw(x: Tensor, op: ReduceOp, axesArg: number | readonly nu
     const outputs = outer * inner;
     // Few outputs over a long axis: split the axis into chunks first so the whole GPU takes part.
     const chunks = outputs < 1024 && r > 4096 ? Math.min(1024, Math.ceil(r / 2048)) : 1;
+    // (With chunks, the first pass has outer·chunks·inner outputs, enough for the per-invocation path.)
     let flat: Tensor;
     if (chunks > 1) {
       const partial = launchReduce(src, op, outer, r, inner, chunks, 1, [r * inner, inner, 1]);

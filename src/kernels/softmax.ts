@@ -26,7 +26,7 @@ function rowKernel(inputs: Tensor[], log: boolean, backward: boolean): Tensor {
     (out.storage as CpuStorage).data.set(data);
     return out;
   }
-  const perThread = len <= 64;
+  const perThread = len <= 64 || (x.backend.ctx.caps.software && rows >= 64);
   const program = {
     key: `softmax:${log ? 'log' : 'exp'}:${backward ? 'bwd' : 'fwd'}:${perThread ? 't' : 'g'}`,
     source: () => softmaxShader({ log, backward, perThread, workgroupSize: WORKGROUP }),

@@ -1,0 +1,58 @@
+/**
+ * Runs every benchmark suite (bench/<name>.bench.ts), prints a table and writes JSON to bench/results/.
+ * Usage: npm run bench -- [--quick] [--suite core,conv,...] [--out FILE]
+ */
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Engine } from '../src/engine/engine';
+import type { BenchRow } from './harness';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const suiteArg = args.indexOf('--suite');
+const only = suiteArg >= 0 ? args[suiteArg + 1].split(',') : null;
+const outArg = args.indexOf('--out');
+
+const SUITES = ['core', 'conv', 'attention', 'norm', 'optimizer'];
+
+function fmt(v: number | undefined, digits = 2): string {
+  return v === undefined ? '' : v >= 100 ? v.toFixed(0) : v.toFixed(digits);
+}
+
+async function main(): Promise<void> {
+  const engine = await Engine.webgpu();
+  const caps = engine.caps!;
+  const machine = `${caps.adapter.description || caps.adapter.device || caps.adapter.vendor} (${caps.adapter.architecture})`;
+  console.log(`# benchmarks on ${machine}, ${new Date().toISOString()}${quick ? ' (quick)' : ''}`);
+  const available = new Set(readdirSync(here).filter((f) => f.endsWith('.bench.ts')).map((f) => f.replace('.bench.ts', '')));
+  const rows: BenchRow[] = [];
+  for (const suite of SUITES.filter((s) => available.has(s) && (!only || only.includes(s)))) {
+    const mod = (await import(`./${suite}.bench.ts`)) as { run: (e: Engine, o: { quick: boolean }) => Promise<BenchRow[]> };
+    try {
+      const got = await mod.run(engine, { quick });
+      for (const r of got) {
+        console.log(`${r.suite.padEnd(10)} ${r.name.padEnd(34)} ${r.shape.padEnd(26)} ${fmt(r.ms, 3).padStart(9)} ms ${r.gflops !== undefined ? `${fmt(r.gflops)} GFLOP/s` : ''}${r.gbps !== undefined ? ` ${fmt(r.gbps)} GB/s` : ''}${r.speedup !== undefined ? `  tfjs ${fmt(r.tfjsMs, 3)} ms → ×${fmt(r.speedup)}` : ''}`);
+      }
+      rows.push(...got);
+    } catch (e) {
+      console.error(`suite ${suite} failed: ${(e as Error).stack}`);
+    }
+  }
+  const out = outArg >= 0 ? args[outArg + 1] : join(here, 'results', `${caps.adapter.architecture || 'gpu'}-${new Date().toISOString().slice(0, 10)}.json`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify({ machine, date: new Date().toISOString(), quick, adapter: caps.adapter, rows }, null, 2));
+  console.log(`wrote ${out}`);
+  console.log('\n| suite | op | shape | ms | GFLOP/s | GB/s | tfjs ms | speed-up vs tfjs |\n|---|---|---|---|---|---|---|---|');
+  for (const r of rows) console.log(`| ${r.suite} | ${r.name} | ${r.shape} | ${fmt(r.ms, 3)} | ${fmt(r.gflops)} | ${fmt(r.gbps)} | ${fmt(r.tfjsMs, 3)} | ${r.speedup !== undefined ? `×${fmt(r.speedup)}` : ''} |`);
+  engine.destroy();
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

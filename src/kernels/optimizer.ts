@@ -1,0 +1,414 @@
+import type { Backend, CpuStorage, GpuStorage } from '../engine/backend';
+import { empty, fromArray } from '../engine/create';
+import { ShapeError } from '../engine/errors';
+import { untrackTensor } from '../engine/scope';
+import type { Tensor } from '../engine/tensor';
+import { UniformWriter } from '../engine/uniforms';
+import { adamwShader, clipScaleShader, ELEMENTS_PER_THREAD, sumSquaresShader, unscaleCheckShader } from '../../shaders/optimizer.wgsl';
+import { adamwStepRef, clipGradNormRef } from './reference/optimizer';
+import { copyInto, full, mulScalar } from './elementwise';
+import { launchFinishSum } from './loss';
+
+const WORKGROUP = 256;
+/** Partial sums per tensor in the gradient-norm reduction. */
+const MAX_PARTIALS_PER_TENSOR = 64;
+
+type GpuBackend = Backend & { kind: 'webgpu' };
+
+function buffer(t: Tensor): GPUBuffer {
+  return (t.storage as GpuStorage).buffer;
+}
+
+function groupsFor(backend: GpuBackend, threads: number): [number, number] {
+  const groups = Math.ceil(threads / WORKGROUP);
+  const maxX = backend.ctx.caps.limits.maxComputeWorkgroupsPerDimension;
+  return [Math.min(groups, maxX), Math.ceil(groups / maxX)];
+}
+
+/** A tensor that outlives every tidy() scope (optimizer state, replaced gradients). */
+function persistent<T extends Tensor>(t: T): T {
+  untrackTensor(t);
+  return t;
+}
+
+/** A contiguous f32 copy of `t` (any strides, offset or float dtype). */
+function contiguousF32Copy(t: Tensor): Tensor {
+  const out = empty(t.backend, t.shape, 'f32');
+  copyInto(t.backend, t, out);
+  return out;
+}
+
+const isPlainF32 = (t: Tensor) => t.dtype === 'f32' && t.isContiguous;
+
+/**
+ * The parameters that have gradients, each gradient made safe to modify in place: contiguous f32 and not
+ * sharing storage with another gradient of the set (autograd may hand the same buffer to two leaves,
+ * e.g. both inputs of an add). Replaced gradients are copies; the old handles are disposed.
+ * Assumes, like the rest of the engine, that a leaf's `.grad` is not also held elsewhere by the caller.
+ */
+function exclusiveGrads(params: readonly Tensor[]): Tensor[] {
+  const seen = new Set<unknown>();
+  const out: Tensor[] = [];
+  for (const p of params) {
+    const g = p.grad;
+    if (!g) continue;
+    if (!isPlainF32(g) || seen.has(g.storage)) {
+      const copy = persistent(contiguousF32Copy(g));
+      g.dispose();
+      p.grad = copy;
+    }
+    seen.add(p.grad!.storage);
+    out.push(p);
+  }
+  return out;
+}
+
+// ---- learning-rate schedule -------------------------------------------------------------------------
+
+/**
+ * torch CosineAnnealingLR(T_max = totalSteps, eta_min = minLr) stepped once per iteration, in closed form:
+ * lr(step) = minLr + (baseLr − minLr)·(1 + cos(π·step / totalSteps)) / 2 (periodic past totalSteps, as torch).
+ */
+export function cosineLr(step: number, totalSteps: number, baseLr: number, minLr: number): number {
+  if (totalSteps <= 0) throw new RangeError(`cosineLr: totalSteps must be positive, got ${totalSteps}`);
+  return minLr + ((baseLr - minLr) * (1 + Math.cos((Math.PI * step) / totalSteps))) / 2;
+}
+
+// ---- AdamW ------------------------------------------------------------------------------------------
+
+export interface AdamWOptions {
+  lr: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+}
+
+/** Per-parameter state as host arrays (null: the parameter never had a gradient, as in torch). */
+export interface AdamWParamState {
+  step: number;
+  expAvg: Float32Array;
+  expAvgSq: Float32Array;
+}
+
+export interface AdamWState {
+  lr: number;
+  betas: [number, number];
+  eps: number;
+  weightDecay: number;
+  params: (AdamWParamState | null)[];
+}
+
+/**
+ * AdamW with decoupled weight decay (PyTorch's algorithm). Each parameter keeps its own step count, which
+ * advances only when its `.grad` is non-null at step() (parameters without a gradient are skipped).
+ * One fused dispatch per parameter updates p, exp_avg and exp_avg_sq in place; the dispatches of a step
+ * are recorded into one command buffer. (Parameters live in separate buffers, so one dispatch over all of
+ * them would first need a copy into a concatenated buffer and back: more traffic than it saves.)
+ * `lr` is public so a schedule can set it before each step.
+ */
+export class AdamW {
+  readonly params: Tensor[];
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  private steps: number[];
+  /** GPU: [2n] interleaved (m, v) pairs; CPU reference: [2n] as m then v. */
+  private moments: (Tensor | null)[];
+
+  constructor(params: readonly Tensor[], options: AdamWOptions) {
+    this.params = [...params];
+    for (const p of this.params) {
+      p.assertAlive();
+      if (!p.requiresGrad) throw new ShapeError(`AdamW: parameter ${p.name || `[${p.shape}]`} does not require grad`);
+      if (p.dtype !== 'f32' || !p.isContiguous) throw new ShapeError(`AdamW: parameter ${p.name || `[${p.shape}]`} must be a contiguous f32 tensor`);
+      if (p.backend !== this.params[0].backend) throw new ShapeError('AdamW: parameters live on different backends');
+    }
+    this.lr = options.lr;
+    [this.beta1, this.beta2] = options.betas ?? [0.9, 0.999];
+    this.eps = options.eps ?? 1e-8;
+    this.weightDecay = options.weightDecay ?? 1e-2;
+    this.steps = this.params.map(() => 0);
+    this.moments = this.params.map(() => null);
+  }
+
+  /** The step count of parameter i (0 until its first update). */
+  stepOf(i: number): number {
+    return this.steps[i];
+  }
+
+  /** Records the update of every parameter that has a gradient (no readback). */
+  step(): void {
+    this.params.forEach((p, i) => {
+      if (!p.grad) return;
+      p.assertAlive();
+      this.steps[i]++;
+      this.moments[i] ??= persistent(full(p.backend, [2 * p.size], 0));
+      this.update(p, p.grad, this.moments[i]!, this.steps[i]);
+    });
+  }
+
+  private update(p: Tensor, grad: Tensor, moments: Tensor, step: number): void {
+    const h = { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay };
+    const n = p.size;
+    if (n === 0) return;
+    if (p.backend.kind === 'cpu') {
+      const data = (p.storage as CpuStorage).data.subarray(p.offset, p.offset + n);
+      const state = (moments.storage as CpuStorage).data;
+      adamwStepRef(data, grad.toFloat64Sync(), state.subarray(0, n), state.subarray(n, 2 * n), step, h);
+      return;
+    }
+    const g = isPlainF32(grad) ? grad : contiguousF32Copy(grad);
+    const bc1 = 1 - this.beta1 ** step;
+    const bc2Sqrt = Math.sqrt(1 - this.beta2 ** step);
+    const backend = p.backend;
+    backend.ctx.dispatch(
+      { key: `optimizer:adamw`, source: () => adamwShader(WORKGROUP), inputs: 1, outputs: 2 },
+      {
+        inputs: [buffer(g)],
+        outputs: [buffer(p), buffer(moments)],
+        uniforms: new UniformWriter()
+          .u32(n, p.offset, g.offset, 0)
+          .f32(1 - this.lr * this.weightDecay, this.beta1, this.beta2, this.eps)
+          .f32(this.lr / bc1, bc2Sqrt, 0, 0)
+          .finish(),
+        workgroups: groupsFor(backend, Math.ceil(n / ELEMENTS_PER_THREAD)),
+      },
+    );
+    if (g !== grad) g.dispose();
+  }
+
+  /** Drops every gradient (torch's zero_grad(set_to_none=True)). */
+  zeroGrad(): void {
+    for (const p of this.params) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  }
+
+  /** Hyper-parameters, step counts and moments as host arrays (for checkpoints). */
+  async state(): Promise<AdamWState> {
+    const params = await Promise.all(
+      this.params.map(async (p, i): Promise<AdamWParamState | null> => {
+        const m = this.moments[i];
+        if (!m) return null;
+        const raw = await m.data();
+        const n = p.size;
+        const expAvg = new Float32Array(n);
+        const expAvgSq = new Float32Array(n);
+        const interleaved = p.backend.kind === 'webgpu';
+        for (let k = 0; k < n; k++) {
+          expAvg[k] = interleaved ? raw[2 * k] : raw[k];
+          expAvgSq[k] = interleaved ? raw[2 * k + 1] : raw[n + k];
+        }
+        return { step: this.steps[i], expAvg, expAvgSq };
+      }),
+    );
+    return { lr: this.lr, betas: [this.beta1, this.beta2], eps: this.eps, weightDecay: this.weightDecay, params };
+  }
+
+  /** Restores what state() returned (same parameter list and shapes). */
+  loadState(s: AdamWState): void {
+    if (s.params.length !== this.params.length) throw new ShapeError(`AdamW.loadState: ${s.params.length} parameter states for ${this.params.length} parameters`);
+    this.lr = s.lr;
+    [this.beta1, this.beta2] = s.betas;
+    this.eps = s.eps;
+    this.weightDecay = s.weightDecay;
+    s.params.forEach((ps, i) => {
+      const p = this.params[i];
+      this.moments[i]?.dispose();
+      this.moments[i] = null;
+      this.steps[i] = ps?.step ?? 0;
+      if (!ps) return;
+      const n = p.size;
+      if (ps.expAvg.length !== n || ps.expAvgSq.length !== n) throw new ShapeError(`AdamW.loadState: state of parameter ${i} has ${ps.expAvg.length} elements, expected ${n}`);
+      const packed = new Float32Array(2 * n);
+      const interleaved = p.backend.kind === 'webgpu';
+      for (let k = 0; k < n; k++) {
+        packed[interleaved ? 2 * k : k] = ps.expAvg[k];
+        packed[interleaved ? 2 * k + 1 : n + k] = ps.expAvgSq[k];
+      }
+      this.moments[i] = persistent(fromArray(p.backend, packed, [2 * n]));
+    });
+  }
+
+  /** Frees the moment buffers. */
+  dispose(): void {
+    for (const m of this.moments) m?.dispose();
+    this.moments = this.params.map(() => null);
+  }
+}
+
+// ---- gradient clipping ------------------------------------------------------------------------------
+
+/**
+ * torch.nn.utils.clip_grad_norm_ (L2): the global norm of all gradients, then every gradient scaled by
+ * min(1, maxNorm / (norm + 1e-6)). On the GPU everything stays on the device: one partial sum-of-squares
+ * dispatch per gradient into a shared partials buffer, one dispatch finishing the norm, one scaling
+ * dispatch per gradient that reads the norm from its buffer. Returns the (pre-clip) norm as a scalar
+ * tensor; the caller disposes it. Parameters without a gradient are ignored.
+ */
+export function clipGradNorm(params: readonly Tensor[], maxNorm: number): Tensor {
+  if (params.length === 0) throw new ShapeError('clipGradNorm: no parameters');
+  const backend = params[0].backend;
+  const withGrads = exclusiveGrads(params);
+  if (backend.kind === 'cpu') {
+    const { norm, factor } = clipGradNormRef(
+      withGrads.map((p) => p.grad!.toFloat64Sync()),
+      maxNorm,
+    );
+    for (const p of withGrads) {
+      const g = p.grad!;
+      const data = (g.storage as CpuStorage).data;
+      for (let k = g.offset; k < g.offset + g.size; k++) data[k] *= factor;
+    }
+    return fromArray(backend, [norm], []);
+  }
+  if (withGrads.every((p) => p.grad!.size === 0)) return full(backend, [], 0);
+  const norm = empty(backend, [], 'f32');
+  const slots = withGrads.map((p) => Math.max(1, Math.min(MAX_PARTIALS_PER_TENSOR, Math.ceil(p.grad!.size / (WORKGROUP * 4)))));
+  const total = slots.reduce((a, b) => a + b, 0);
+  const partials = empty(backend, [total], 'f32');
+  let slot = 0;
+  withGrads.forEach((p, k) => {
+    const g = p.grad!;
+    backend.ctx.dispatch(
+      { key: 'optimizer:sumsq', source: () => sumSquaresShader(WORKGROUP), inputs: 1, outputs: 1 },
+      { inputs: [buffer(g)], outputs: [buffer(partials)], uniforms: new UniformWriter().u32(g.size, g.offset, slots[k], slot).finish(), workgroups: [slots[k]] },
+    );
+    slot += slots[k];
+  });
+  // (An empty gradient still fills its slot: its loop runs zero times and writes 0.)
+  launchFinishSum(backend, buffer(partials), 0, total, buffer(norm), 1, true);
+  partials.dispose();
+  for (const p of withGrads) {
+    const g = p.grad!;
+    if (g.size === 0) continue;
+    backend.ctx.dispatch(
+      { key: 'optimizer:clip', source: () => clipScaleShader(WORKGROUP), inputs: 1, outputs: 1 },
+      { inputs: [buffer(norm)], outputs: [buffer(g)], uniforms: new UniformWriter().u32(g.size, g.offset, 0, 0).f32(maxNorm).finish(), workgroups: groupsFor(backend, g.size) },
+    );
+  }
+  return norm;
+}
+
+// ---- dynamic loss scaling ---------------------------------------------------------------------------
+
+export interface GradScalerOptions {
+  initScale?: number;
+  growthFactor?: number;
+  backoffFactor?: number;
+  growthInterval?: number;
+  enabled?: boolean;
+}
+
+export interface GradScalerState {
+  scale: number;
+  growthTracker: number;
+}
+
+/**
+ * Dynamic loss scaling like torch.cuda.amp.GradScaler. unscale() divides every gradient by the scale and
+ * checks it for Inf/NaN in the same GPU pass, OR-ing into a per-optimizer flag buffer. step() reads that
+ * one flag back (a single 4-byte readback per optimizer step) and skips optimizer.step() when it is set,
+ * so skipped steps advance no step count, exactly as torch. update() then backs the scale off (×0.5)
+ * after an overflow, or grows it (×2) after `growthInterval` clean steps. One scaler may serve several
+ * optimizers (update() considers every step() since the previous update()).
+ */
+export class GradScaler {
+  private scaleValue: number;
+  private growthTracker = 0;
+  readonly growthFactor: number;
+  readonly backoffFactor: number;
+  readonly growthInterval: number;
+  readonly enabled: boolean;
+  private flags = new Map<AdamW, Tensor>();
+  private foundInfSinceUpdate = false;
+
+  constructor(options: GradScalerOptions = {}) {
+    this.scaleValue = options.initScale ?? 65536;
+    this.growthFactor = options.growthFactor ?? 2;
+    this.backoffFactor = options.backoffFactor ?? 0.5;
+    this.growthInterval = options.growthInterval ?? 2000;
+    this.enabled = options.enabled ?? true;
+  }
+
+  getScale(): number {
+    return this.enabled ? this.scaleValue : 1;
+  }
+
+  /** loss × scale (differentiable). */
+  scale(loss: Tensor): Tensor {
+    return this.enabled ? mulScalar(loss, this.scaleValue) : loss.share();
+  }
+
+  /**
+   * Divides the gradients of `optimizer` by the scale in place and records the Inf/NaN check on the GPU.
+   * Returns the flag tensor (u32 [1], nonzero = overflow), owned by the scaler. Once per step.
+   */
+  unscale(optimizer: AdamW): Tensor {
+    const existing = this.flags.get(optimizer);
+    if (existing) return existing;
+    const backend = optimizer.params[0].backend;
+    const flag = persistent(fromArray(backend, [0], [1], 'u32'));
+    this.flags.set(optimizer, flag);
+    if (!this.enabled) return flag;
+    const inv = 1 / this.scaleValue;
+    for (const p of exclusiveGrads(optimizer.params)) {
+      const g = p.grad!;
+      if (g.size === 0) continue;
+      if (backend.kind === 'cpu') {
+        const data = (g.storage as CpuStorage).data;
+        let bad = false;
+        for (let k = g.offset; k < g.offset + g.size; k++) {
+          if (!Number.isFinite(data[k])) bad = true;
+          data[k] *= inv;
+        }
+        if (bad) (flag.storage as CpuStorage).data[0] = 1;
+        continue;
+      }
+      backend.ctx.dispatch(
+        { key: 'optimizer:unscale', source: () => unscaleCheckShader(WORKGROUP), inputs: 0, outputs: 2 },
+        { inputs: [], outputs: [buffer(g), buffer(flag)], uniforms: new UniformWriter().u32(g.size, g.offset, 0, 0).f32(inv).finish(), workgroups: groupsFor(backend, g.size) },
+      );
+    }
+    return flag;
+  }
+
+  /** Unscales if not yet done, reads the overflow flag and runs optimizer.step() unless it is set. */
+  async step(optimizer: AdamW): Promise<boolean> {
+    const flag = this.unscale(optimizer);
+    const found = this.enabled && (await flag.data())[0] !== 0;
+    flag.dispose();
+    this.flags.delete(optimizer);
+    if (found) {
+      this.foundInfSinceUpdate = true;
+      return false;
+    }
+    optimizer.step();
+    return true;
+  }
+
+  /** Adjusts the scale after the step(s) of this iteration. */
+  update(): void {
+    if (!this.enabled) return;
+    if (this.foundInfSinceUpdate) {
+      this.scaleValue *= this.backoffFactor;
+      this.growthTracker = 0;
+    } else if (++this.growthTracker === this.growthInterval) {
+      this.scaleValue *= this.growthFactor;
+      this.growthTracker = 0;
+    }
+    this.foundInfSinceUpdate = false;
+  }
+
+  state(): GradScalerState {
+    return { scale: this.scaleValue, growthTracker: this.growthTracker };
+  }
+
+  loadState(s: GradScalerState): void {
+    this.scaleValue = s.scale;
+    this.growthTracker = s.growthTracker;
+  }
+}
