@@ -1,0 +1,108 @@
+/**
+ * Optimizer kernels. Every kernel works on one contiguous f32 tensor (element offset in the uniforms);
+ * the host records one dispatch per parameter and the context batches them into one submit.
+ */
+
+/** Elements per invocation: a few independent loads in flight per thread on wide tensors. */
+export const ELEMENTS_PER_THREAD = 4;
+
+/**
+ * Fused AdamW (PyTorch's single-tensor algorithm), in place:
+ *   p ← p·(1 − lr·wd);  m ← β1·m + (1 − β1)·g;  v ← β2·v + (1 − β2)·g²;
+ *   p ← p − (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + eps)
+ * m and v live interleaved in one vec2 state buffer per parameter (one 8-byte load per element).
+ * The bias corrections are computed in float64 on the host per parameter (each has its own step count).
+ */
+export function adamwShader(workgroupSize: number): string {
+  const wg = workgroupSize;
+  return `struct Params {
+  n: u32, paramOffset: u32, gradOffset: u32, pad0: u32,
+  decay: f32, beta1: f32, beta2: f32, eps: f32,
+  stepSize: f32, bc2Sqrt: f32, pad1: f32, pad2: f32,
+};
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> param: array<f32>;
+@group(0) @binding(3) var<storage, read_write> state: array<vec2<f32>>;
+@compute @workgroup_size(${wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let first = (gid.x + gid.y * nwg.x * ${wg}u) * ${ELEMENTS_PER_THREAD}u;
+  for (var k = 0u; k < ${ELEMENTS_PER_THREAD}u; k++) {
+    let i = first + k;
+    if (i >= u.n) { return; }
+    let g = grad[u.gradOffset + i];
+    let s = state[i];
+    let m = u.beta1 * s.x + (1.0 - u.beta1) * g;
+    let v = u.beta2 * s.y + (1.0 - u.beta2) * g * g;
+    state[i] = vec2<f32>(m, v);
+    let p = param[u.paramOffset + i] * u.decay;
+    param[u.paramOffset + i] = p - u.stepSize * m / (sqrt(v) / u.bc2Sqrt + u.eps);
+  }
+}
+`;
+}
+
+/** Partial sums of squares of one tensor, written to partials[slot + workgroup]. */
+export function sumSquaresShader(workgroupSize: number): string {
+  const wg = workgroupSize;
+  return `struct Params { n: u32, offset: u32, groups: u32, slot: u32 };
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> partials: array<f32>;
+var<workgroup> scratch: array<f32, ${wg}>;
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  var acc = 0.0;
+  for (var i = wid.x * ${wg}u + lid; i < u.n; i += u.groups * ${wg}u) {
+    let v = x[u.offset + i];
+    acc += v * v;
+  }
+  scratch[lid] = acc;
+  workgroupBarrier();
+  for (var t = ${wg / 2}u; t > 0u; t = t >> 1u) {
+    if (lid < t) { scratch[lid] += scratch[lid + t]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { partials[u.slot + wid.x] = scratch[0]; }
+}
+`;
+}
+
+/** x ← x · min(1, maxNorm / (norm + 1e-6)), the norm read from a one-element buffer (no readback). */
+export function clipScaleShader(workgroupSize: number): string {
+  const wg = workgroupSize;
+  return `struct Params { n: u32, offset: u32, pad0: u32, pad1: u32, maxNorm: f32 };
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read> norm: array<f32>;
+@group(0) @binding(2) var<storage, read_write> x: array<f32>;
+@compute @workgroup_size(${wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * ${wg}u;
+  if (i >= u.n) { return; }
+  let factor = min(1.0, u.maxNorm / (norm[0] + 1e-6));
+  x[u.offset + i] = x[u.offset + i] * factor;
+}
+`;
+}
+
+/**
+ * GradScaler's unscale: x ← x · invScale in place, and flag[0] |= 1 when any element is Inf or NaN.
+ * Non-finite values are found from the bits (all exponent bits set), which no compiler can fold away
+ * the way it may fold `x != x` under fast-math assumptions.
+ */
+export function unscaleCheckShader(workgroupSize: number): string {
+  const wg = workgroupSize;
+  return `struct Params { n: u32, offset: u32, pad0: u32, pad1: u32, invScale: f32 };
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> flag: array<atomic<u32>>;
+@compute @workgroup_size(${wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * ${wg}u;
+  if (i >= u.n) { return; }
+  let v = x[u.offset + i];
+  if ((bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u) { atomicOr(&flag[0], 1u); }
+  x[u.offset + i] = v * u.invScale;
+}
+`;
+}
