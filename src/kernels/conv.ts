@@ -360,9 +360,12 @@ export function convNd(x: Tensor, w: Tensor, bias: Tensor | null | undefined, op
   requireF32(x, w, ...(bias ? [bias] : []));
   const y = convForwardRaw(x, w, bias ?? null, g);
   const inputs = bias ? [x, w, bias] : [x, w];
+  // Saved handles carry no autograd flags: decide now which gradients the rule computes.
+  const needDx = x.requiresGrad || !!x.gradNode;
+  const needDw = w.requiresGrad || !!w.gradNode;
   return record(`conv${g.spatialDims}d`, inputs, y, [x, w], (gy, [sx, sw]) => {
-    const dx = sx.requiresGrad || sx.gradNode ? convBackwardDataRaw(gy, sw, g) : null;
-    const dw = sw.requiresGrad || sw.gradNode ? convBackwardWeightRaw(sx, gy, sw.shape, g) : null;
+    const dx = needDx ? convBackwardDataRaw(gy, sw, g) : null;
+    const dw = needDw ? convBackwardWeightRaw(sx, gy, sw.shape, g) : null;
     const db = bias ? reduceRaw(gy, 'sum', [0, ...Array.from({ length: g.spatialDims }, (_, i) => i + 2)], false) : null;
     return [dx, dw, db];
   });

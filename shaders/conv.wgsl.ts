@@ -1,0 +1,294 @@
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+
+export interface ConvTiling {
+  /** Output tile per workgroup (rows × cols) and depth of one shared-memory step. */
+  bm: number;
+  bn: number;
+  bk: number;
+  /** Outputs per invocation (rows × cols): the register tile. */
+  tm: number;
+  tn: number;
+}
+
+/**
+ * 'gemm': the forward convolution, and the backward-data convolution of one stride-residue class, as an
+ * implicit GEMM: rows = (batch, position on a 3-D row grid), cols = output channels, depth =
+ * (channel, kernel tap). 'wgrad': the weight gradient, rows = Cout, cols = (Cin, tap), depth =
+ * (batch, output position), split over workgroup z into partial sums.
+ */
+export type ConvMode = 'gemm' | 'wgrad';
+
+/** Number of vec4 entries of the kernel-tap table (a power of two ≥ 4, so tapA packs evenly). */
+export function tapTableSize(taps: number): number {
+  let size = 8;
+  while (size < taps) size *= 2;
+  return size;
+}
+
+/**
+ * Uniform block shared by both modes; the TS side writes it field for field (see conv.ts). Every vec4
+ * starts on a 16-byte boundary because scalar fields come in groups of four.
+ */
+const paramsStruct = (maxTaps: number) => `
+struct Params {
+  rows: u32, cols: u32, depth: u32, numTaps: u32,
+  invTaps: f32, invQ: f32, invQHW: f32, invQW: f32,
+  q: u32, qhw: u32, qw: u32, tilesN: u32,
+  aOffset: i32, aBatch: i32, aChan: i32, chunk: u32,
+  aStride: vec4<i32>,
+  aSize: vec4<i32>,
+  rowStep: vec4<i32>,
+  rowBase: vec4<i32>,
+  bOffset: i32, bKStride: i32, bNStride: i32, outBatch: u32,
+  outChan: u32, pad0: u32, pad1: u32, pad2: u32,
+  gStride: vec4<i32>,
+  outStride: vec4<u32>,
+  outStep: vec4<u32>,
+  outBase: vec4<u32>,
+  taps: array<vec4<i32>, ${maxTaps}>,
+  tapA: array<vec4<i32>, ${maxTaps / 4}>,
+};
+@group(0) @binding(0) var<uniform> u: Params;
+`;
+
+/** n / d for n < 2^23 without an integer divide (slow and unvectorized on CPU adapters). */
+const HELPERS = `
+const INVALID: i32 = -1073741824;
+fn divFast(n: u32, d: u32, inv: f32) -> u32 {
+  var q = u32(f32(n) * inv);
+  let r = i32(n) - i32(q * d);
+  if (r < 0) { q -= 1u; } else if (r >= i32(d)) { q += 1u; }
+  return q;
+}
+fn tapOffsetA(t: u32) -> i32 { return u.tapA[t / 4u][t % 4u]; }
+fn inside(z: i32, y: i32, x: i32) -> bool {
+  return u32(z) < u32(u.aSize.x) && u32(y) < u32(u.aSize.y) && u32(x) < u32(u.aSize.z);
+}
+`;
+
+/** Register-tile multiply of one staged BK step (identical in both modes). */
+function computeStep(t: ConvTiling, tx: number, ty: number): string {
+  return `
+    for (var kk = 0u; kk < ${t.bk}u; kk++) {
+      for (var i = 0u; i < ${t.tm}u; i++) { aReg[i] = tileA[kk * ${t.bm}u + lid.y + i * ${ty}u]; }
+      for (var j = 0u; j < ${t.tn}u; j++) { bReg[j] = tileB[kk * ${t.bn}u + lid.x + j * ${tx}u]; }
+      for (var i = 0u; i < ${t.tm}u; i++) {
+        for (var j = 0u; j < ${t.tn}u; j++) { acc[i * ${t.tn}u + j] = fma(aReg[i], bReg[j], acc[i * ${t.tn}u + j]); }
+      }
+    }`;
+}
+
+export function convShader(o: { mode: ConvMode; bias: boolean; tiling: ConvTiling; maxTaps: number }): string {
+  const t = o.tiling;
+  const tx = t.bn / t.tn;
+  const ty = t.bm / t.tm;
+  const threads = tx * ty;
+  // Loader layout: invocation `tid` always stages depth index kk = tid % BK, and rows/cols
+  // lane + j·LANES; so row and column decoding is hoisted out of the depth loop and each step decodes
+  // one depth index per invocation.
+  const lanes = threads / t.bk;
+  const aLoads = t.bm / lanes;
+  const bLoads = t.bn / lanes;
+  if (threads % t.bk !== 0 || t.bm % lanes !== 0 || t.bn % lanes !== 0) throw new Error(`conv tiling ${JSON.stringify(t)} does not divide evenly`);
+  const head = `${paramsStruct(o.maxTaps)}
+@group(0) @binding(1) var<storage, read> srcA: array<f32>;
+@group(0) @binding(2) var<storage, read> srcB: array<f32>;
+${o.bias ? '@group(0) @binding(3) var<storage, read> bias: array<f32>;\n@group(0) @binding(4) var<storage, read_write> dst: array<f32>;' : '@group(0) @binding(3) var<storage, read_write> dst: array<f32>;'}
+${HELPERS}
+var<workgroup> tileA: array<f32, ${t.bk * t.bm}>;
+var<workgroup> tileB: array<f32, ${t.bk * t.bn}>;
+
+@compute @workgroup_size(${tx}, ${ty}, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let tile = wid.x + wid.y * nwg.x;
+  let tileN = tile % u.tilesN;
+  let tileM = tile / u.tilesN;
+  let row0 = tileM * ${t.bm}u;
+  let col0 = tileN * ${t.bn}u;
+  if (row0 >= u.rows) { return; }
+  let tid = lid.y * ${tx}u + lid.x;
+  let kk = tid % ${t.bk}u;
+  let lane = tid / ${t.bk}u;
+  var acc: array<f32, ${t.tm * t.tn}>;
+  for (var i = 0u; i < ${t.tm * t.tn}u; i++) { acc[i] = 0.0; }
+  var aReg: array<f32, ${t.tm}>;
+  var bReg: array<f32, ${t.tn}>;
+`;
+  return o.mode === 'gemm' ? head + gemmBody(o.bias, t, tx, ty, lanes, aLoads, bLoads) : head + wgradBody(t, tx, ty, lanes, aLoads, bLoads);
+}
+
+function gemmBody(hasBias: boolean, t: ConvTiling, tx: number, ty: number, lanes: number, aLoads: number, bLoads: number): string {
+  return wgsl`
+  // Rows: (batch, qz, qy, qx) on the row grid → A base position and element offset, decoded once.
+  var rowOff: array<i32, ${aLoads}>;
+  var rowZ: array<i32, ${aLoads}>;
+  var rowY: array<i32, ${aLoads}>;
+  var rowX: array<i32, ${aLoads}>;
+  for (var j = 0u; j < ${aLoads}u; j++) {
+    let r = row0 + lane + j * ${lanes}u;
+    rowZ[j] = INVALID;
+    rowY[j] = 0;
+    rowX[j] = 0;
+    rowOff[j] = 0;
+    if (r < u.rows) {
+      let b = divFast(r, u.q, u.invQ);
+      let qq = r - b * u.q;
+      let qz = divFast(qq, u.qhw, u.invQHW);
+      let rem = qq - qz * u.qhw;
+      let qy = divFast(rem, u.qw, u.invQW);
+      let qx = rem - qy * u.qw;
+      let pz = i32(qz) * u.rowStep.x + u.rowBase.x;
+      let py = i32(qy) * u.rowStep.y + u.rowBase.y;
+      let px = i32(qx) * u.rowStep.z + u.rowBase.z;
+      rowZ[j] = pz;
+      rowY[j] = py;
+      rowX[j] = px;
+      rowOff[j] = u.aOffset + i32(b) * u.aBatch + pz * u.aStride.x + py * u.aStride.y + px * u.aStride.z;
+    }
+  }
+  var colOff: array<i32, ${bLoads}>;
+  var colOk: array<bool, ${bLoads}>;
+  for (var j = 0u; j < ${bLoads}u; j++) {
+    let c = col0 + lane + j * ${lanes}u;
+    colOk[j] = c < u.cols;
+    colOff[j] = u.bOffset + i32(c) * u.bNStride;
+  }
+  for (var k0 = 0u; k0 < u.depth; k0 += ${t.bk}u) {
+    let k = k0 + kk;
+    let kOk = k < u.depth;
+    var dz = INVALID;
+    var dy = 0;
+    var dx = 0;
+    var aK = 0;
+    var bK = 0;
+    if (kOk) {
+      let kc = divFast(k, u.numTaps, u.invTaps);
+      let tap = k - kc * u.numTaps;
+      let e = u.taps[tap];
+      dz = e.x;
+      dy = e.y;
+      dx = e.z;
+      aK = i32(kc) * u.aChan + tapOffsetA(tap);
+      bK = i32(kc) * u.bKStride + e.w;
+    }
+    for (var j = 0u; j < ${aLoads}u; j++) {
+      var v = 0.0;
+      if (inside(rowZ[j] + dz, rowY[j] + dy, rowX[j] + dx)) { v = srcA[u32(rowOff[j] + aK)]; }
+      tileA[kk * ${t.bm}u + lane + j * ${lanes}u] = v;
+    }
+    for (var j = 0u; j < ${bLoads}u; j++) {
+      var v = 0.0;
+      if (kOk && colOk[j]) { v = srcB[u32(colOff[j] + bK)]; }
+      tileB[kk * ${t.bn}u + lane + j * ${lanes}u] = v;
+    }
+    workgroupBarrier();
+    ${computeStep(t, tx, ty)}
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < ${t.tm}u; i++) {
+    let r = row0 + lid.y + i * ${ty}u;
+    if (r >= u.rows) { continue; }
+    let b = r / u.q;
+    let qq = r - b * u.q;
+    let qz = qq / u.qhw;
+    let rem = qq - qz * u.qhw;
+    let qy = rem / u.qw;
+    let qx = rem - qy * u.qw;
+    let outRow = b * u.outBatch + (u.outBase.x + qz * u.outStep.x) * u.outStride.x
+      + (u.outBase.y + qy * u.outStep.y) * u.outStride.y + (u.outBase.z + qx * u.outStep.z) * u.outStride.z;
+    for (var j = 0u; j < ${t.tn}u; j++) {
+      let c = col0 + lid.x + j * ${tx}u;
+      if (c >= u.cols) { continue; }
+      var v = acc[i * ${t.tn}u + j];
+#if ${hasBias}
+      v += bias[c];
+#endif
+      dst[outRow + c * u.outChan] = v;
+    }
+  }
+}
+`;
+}
+
+/**
+ * Weight gradient: dW[co, (ci, tap)] = Σ_m gy[m, co] · im2col(x)[m, (ci, tap)], m = (batch, output
+ * position) in this split's chunk. A tile: gy (rows co), B tile: x (cols (ci, tap)); both keyed by m.
+ */
+function wgradBody(t: ConvTiling, tx: number, ty: number, lanes: number, aLoads: number, bLoads: number): string {
+  return `
+  var coOff: array<i32, ${aLoads}>;
+  var coOk: array<bool, ${aLoads}>;
+  for (var j = 0u; j < ${aLoads}u; j++) {
+    let co = row0 + lane + j * ${lanes}u;
+    coOk[j] = co < u.rows;
+    coOff[j] = i32(co) * u.bNStride;
+  }
+  var colOff: array<i32, ${bLoads}>;
+  var colZ: array<i32, ${bLoads}>;
+  var colY: array<i32, ${bLoads}>;
+  var colX: array<i32, ${bLoads}>;
+  for (var j = 0u; j < ${bLoads}u; j++) {
+    let c = col0 + lane + j * ${lanes}u;
+    colZ[j] = INVALID;
+    colY[j] = 0;
+    colX[j] = 0;
+    colOff[j] = 0;
+    if (c < u.cols) {
+      let ci = divFast(c, u.numTaps, u.invTaps);
+      let tap = c - ci * u.numTaps;
+      let e = u.taps[tap];
+      colZ[j] = e.x;
+      colY[j] = e.y;
+      colX[j] = e.z;
+      colOff[j] = i32(ci) * u.aChan + tapOffsetA(tap);
+    }
+  }
+  let mStart = wid.z * u.chunk;
+  let mEnd = min(u.depth, mStart + u.chunk);
+  for (var m0 = mStart; m0 < mEnd; m0 += ${t.bk}u) {
+    let m = m0 + kk;
+    let mOk = m < mEnd;
+    var pz = INVALID;
+    var py = 0;
+    var px = 0;
+    var xBase = 0;
+    var gBase = 0;
+    if (mOk) {
+      let b = divFast(m, u.q, u.invQ);
+      let qq = m - b * u.q;
+      let oz = divFast(qq, u.qhw, u.invQHW);
+      let rem = qq - oz * u.qhw;
+      let oy = divFast(rem, u.qw, u.invQW);
+      let ox = rem - oy * u.qw;
+      pz = i32(oz) * u.rowStep.x + u.rowBase.x;
+      py = i32(oy) * u.rowStep.y + u.rowBase.y;
+      px = i32(ox) * u.rowStep.z + u.rowBase.z;
+      xBase = u.aOffset + i32(b) * u.aBatch + pz * u.aStride.x + py * u.aStride.y + px * u.aStride.z;
+      gBase = u.bOffset + i32(b) * u.bKStride + i32(oz) * u.gStride.x + i32(oy) * u.gStride.y + i32(ox) * u.gStride.z;
+    }
+    for (var j = 0u; j < ${aLoads}u; j++) {
+      var v = 0.0;
+      if (mOk && coOk[j]) { v = srcB[u32(gBase + coOff[j])]; }
+      tileA[kk * ${t.bm}u + lane + j * ${lanes}u] = v;
+    }
+    for (var j = 0u; j < ${bLoads}u; j++) {
+      var v = 0.0;
+      if (inside(pz + colZ[j], py + colY[j], px + colX[j])) { v = srcA[u32(xBase + colOff[j])]; }
+      tileB[kk * ${t.bn}u + lane + j * ${lanes}u] = v;
+    }
+    workgroupBarrier();
+    ${computeStep(t, tx, ty)}
+    workgroupBarrier();
+  }
+  let outBase = wid.z * u.rows * u.cols;
+  for (var i = 0u; i < ${t.tm}u; i++) {
+    let r = row0 + lid.y + i * ${ty}u;
+    if (r >= u.rows) { continue; }
+    for (var j = 0u; j < ${t.tn}u; j++) {
+      let c = col0 + lid.x + j * ${tx}u;
+      if (c < u.cols) { dst[outBase + r * u.cols + c] = acc[i * ${t.tn}u + j]; }
+    }
+  }
+}
+`;
+}
