@@ -37,3 +37,27 @@ export function fromArray(backend: Backend, values: ArrayLike<number>, shape: Sh
   }
   return t;
 }
+
+/**
+ * Overwrites the elements of a contiguous tensor with host values (loading weights, optimizer state).
+ * On the GPU the write is queued after all recorded work, which is submitted first.
+ */
+export function assign(t: Tensor, values: ArrayLike<number>): void {
+  t.assertAlive();
+  if (values.length !== t.size) throw new ShapeError(`assign: ${values.length} values for ${formatShape(t.shape)}`);
+  if (!t.isContiguous) throw new ShapeError('assign needs a contiguous tensor');
+  if (t.backend instanceof CpuBackend) {
+    const data = (t.storage as unknown as { data: Float64Array }).data;
+    for (let i = 0; i < values.length; i++) data[t.offset + i] = values[i];
+    return;
+  }
+  const storage = t.storage as GpuStorage;
+  const ctx = (t.backend as WebGPUBackend).ctx;
+  if (t.dtype === 'f16') {
+    if (t.offset % 2 !== 0 || values.length % 2 !== 0) throw new ShapeError('assign to f16 needs an even offset and length');
+    ctx.write(storage.buffer, t.offset * 2, f32ToF16(values));
+    return;
+  }
+  const bytes = t.dtype === 'i32' ? Int32Array.from(values) : t.dtype === 'u32' ? Uint32Array.from(values) : values instanceof Float32Array ? values : Float32Array.from(values);
+  ctx.write(storage.buffer, t.offset * 4, bytes);
+}
