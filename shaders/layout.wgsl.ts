@@ -40,3 +40,42 @@ ${
 }
 `;
 }
+
+/**
+ * gather along one dim (torch.gather): index has x's shape except along the dim (size `count`),
+ * both viewed as contiguous [outer, ·, inner].
+ *   forward   y[o, i, k] = x[o, idx[o, i, k], k]
+ *   backward dx[o, j, k] = Σ_i [idx[o, i, k] = j] · g[o, i, k]   (loop over i: deterministic)
+ */
+export function gatherShader(o: { dtype: DType; backward: boolean; workgroupSize: number }): string {
+  const wg = o.workgroupSize;
+  const t = o.dtype;
+  return `${enableF16([t])}
+struct Params { outer: u32, n: u32, inner: u32, count: u32, total: u32, srcOffset: u32 };
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read> src: array<${t}>;
+@group(0) @binding(2) var<storage, read> idx: array<i32>;
+@group(0) @binding(3) var<storage, read_write> dst: array<${t}>;
+@compute @workgroup_size(${wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = gid.x + gid.y * nwg.x * ${wg}u;
+  if (e >= u.total) { return; }
+${
+  o.backward
+    ? `  let k = e % u.inner;
+  let j = (e / u.inner) % u.n;
+  let o = e / (u.inner * u.n);
+  var acc = 0.0;
+  for (var i = 0u; i < u.count; i++) {
+    let at = (o * u.count + i) * u.inner + k;
+    if (u32(idx[at]) == j) { acc += f32(src[u.srcOffset + at]); }
+  }
+  dst[e] = ${t}(acc);`
+    : `  let k = e % u.inner;
+  let o = e / (u.inner * u.count);
+  let j = u32(idx[e]);
+  dst[e] = src[u.srcOffset + (o * u.n + j) * u.inner + k];`
+}
+}
+`;
+}

@@ -5,7 +5,7 @@ import { ShapeError } from '../engine/errors';
 import { contiguousStrides, formatShape, normalizeAxis, numel } from '../engine/shape';
 import type { StridedView, Tensor } from '../engine/tensor';
 import { UniformWriter } from '../engine/uniforms';
-import { indexSelectShader } from '../../shaders/layout.wgsl';
+import { gatherShader, indexSelectShader } from '../../shaders/layout.wgsl';
 import { copyInto, full } from './elementwise';
 import { contiguous, slice, unsqueeze as unsqueezeView } from './views';
 
@@ -89,10 +89,16 @@ export function pad(x: Tensor, pads: readonly number[], value = 0): Tensor {
   });
 }
 
-function indexSelectRaw(src: Tensor, d: number, index: Tensor, n: number, backward: boolean, outShape: number[]): Tensor {
+type IndexMode = 'index_select' | 'gather';
+
+/**
+ * The shared launcher of index_select and gather (forward and backward): src and out viewed as
+ * [outer, ·, inner] around dim `d`; `n` = size of the indexed dim of x, `count` = size along d of the
+ * index (index_select: 1-D index of length count; gather: index shaped like the output).
+ */
+function indexedCopy(mode: IndexMode, src: Tensor, d: number, index: Tensor, n: number, count: number, backward: boolean, outShape: number[]): Tensor {
   const outer = numel(src.shape.slice(0, d));
   const inner = numel(src.shape.slice(d + 1));
-  const count = index.size;
   const out = empty(src.backend, outShape, src.dtype);
   const srcC = contiguous(src);
   const idxC = contiguous(index);
@@ -104,15 +110,18 @@ function indexSelectRaw(src: Tensor, d: number, index: Tensor, n: number, backwa
     for (let a = 0; a < outer; a++)
       for (let i = 0; i < count; i++)
         for (let k = 0; k < inner; k++) {
-          if (backward) o[(a * n + ix[i]) * inner + k] += s[(a * count + i) * inner + k];
-          else o[(a * count + i) * inner + k] = s[(a * n + ix[i]) * inner + k];
+          const at = (a * count + i) * inner + k;
+          const j = mode === 'gather' ? ix[at] : ix[i];
+          if (backward) o[(a * n + j) * inner + k] += s[at];
+          else o[at] = s[(a * n + j) * inner + k];
         }
   } else if (out.size > 0) {
     const total = out.size;
     const groups = Math.ceil(total / WORKGROUP);
     const maxX = src.backend.ctx.caps.limits.maxComputeWorkgroupsPerDimension;
+    const options = { dtype: src.dtype, backward, workgroupSize: WORKGROUP };
     src.backend.ctx.dispatch(
-      { key: `index_select:${src.dtype}:${backward}`, source: () => indexSelectShader({ dtype: src.dtype, backward, workgroupSize: WORKGROUP }), inputs: 2, outputs: 1 },
+      { key: `${mode}:${src.dtype}:${backward}`, source: () => (mode === 'gather' ? gatherShader(options) : indexSelectShader(options)), inputs: 2, outputs: 1 },
       {
         inputs: [(srcC.storage as GpuStorage).buffer, (idxC.storage as GpuStorage).buffer],
         outputs: [(out.storage as GpuStorage).buffer],
@@ -126,14 +135,31 @@ function indexSelectRaw(src: Tensor, d: number, index: Tensor, n: number, backwa
   return out;
 }
 
+function checkIndex(index: Tensor, what: string): void {
+  if (index.dtype !== 'i32') throw new ShapeError(`${what} needs an i32 index, got ${index.dtype}`);
+}
+
+/** torch.gather: y[..., i, ...] = x[..., index[..., i, ...], ...] along dim; index has x's rank. */
+export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
+  const d = normalizeAxis(dim, x.rank);
+  checkIndex(index, 'gather');
+  if (index.rank !== x.rank || index.shape.some((s, i) => i !== d && s !== x.shape[i])) {
+    throw new ShapeError(`gather along ${d}: index ${formatShape(index.shape)} must match ${formatShape(x.shape)} except along the dim`);
+  }
+  const n = x.shape[d];
+  const count = index.shape[d];
+  const y = indexedCopy('gather', x, d, index, n, count, false, [...index.shape]);
+  return record('gather', [x], y, [index], (g, [idx]) => [indexedCopy('gather', g, d, idx, n, count, true, [...x.shape])]);
+}
+
 /** Rows of x along dim picked by an integer index tensor (1-D, values in [0, size)). */
 export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   const d = normalizeAxis(dim, x.rank);
   if (index.rank !== 1) throw new ShapeError(`indexSelect needs a 1-D index, got ${formatShape(index.shape)}`);
-  if (index.dtype !== 'i32') throw new ShapeError(`indexSelect needs an i32 index, got ${index.dtype}`);
+  checkIndex(index, 'indexSelect');
   const n = x.shape[d];
   const outShape = [...x.shape];
   outShape[d] = index.size;
-  const y = indexSelectRaw(x, d, index, n, false, outShape);
-  return record('index_select', [x], y, [index], (g, [idx]) => [indexSelectRaw(g, d, idx, n, true, [...x.shape])]);
+  const y = indexedCopy('index_select', x, d, index, n, index.size, false, outShape);
+  return record('index_select', [x], y, [index], (g, [idx]) => [indexedCopy('index_select', g, d, idx, n, index.size, true, [...x.shape])]);
 }

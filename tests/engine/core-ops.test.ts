@@ -165,6 +165,12 @@ describe('layout ops', () => {
     await compareWithReference((x, i) => ops.indexSelect(x, 0, i), [{ shape: [3, 2], permuted: [1, 0] }, idx]);
     await gradCheck((x, i) => ops.indexSelect(x, 2, i), [{ shape: [2, 2, 3] }, idx]);
   });
+  it('gather along a middle dim with repeated indices', async () => {
+    const idx = { shape: [2, 4, 3], values: [0, 1, 2, 2, 2, 0, 1, 0, 1, 2, 2, 2, 0, 0, 0, 1, 1, 1, 2, 1, 0, 0, 2, 1], dtype: 'i32' as const, requiresGrad: false };
+    await compareWithReference((x, i) => ops.gather(x, 1, i), [{ shape: [2, 3, 3] }, idx]);
+    await compareWithReference((x, i) => ops.gather(x, 1, i), [{ shape: [2, 3, 3], permuted: [2, 0, 1] }, idx]);
+    await gradCheck((x, i) => ops.gather(x, 1, i), [{ shape: [2, 3, 3] }, idx]);
+  });
 });
 
 describe('random', () => {
