@@ -7,6 +7,9 @@
  *            partial sum (a second tiny dispatch, `finishSumShader`, adds the partials and scales);
  *   map:     writes the per-element loss (reduction 'none');
  *   grad:    writes d(loss)/d(input) = g[i] · scale · ∂f/∂input for the inputs that need it.
+ * Map, grad and interpolation kernels grid-stride over the elements with a device-sized number of
+ * workgroups: on CPU adapters (lavapipe) each workgroup launch is costly, so few groups doing many
+ * elements each run several times faster than one element per invocation.
  */
 export type PointwiseLoss = 'mse' | 'l1' | 'hinge_real' | 'hinge_fake' | 'kl';
 export type LossMode = 'partial' | 'map' | 'grad';
@@ -76,6 +79,8 @@ export interface PointwiseShaderOptions {
   contiguous: boolean;
   gradA: boolean;
   gradB: boolean;
+  /** grad mode: the upstream gradient is one value (a reduced loss). */
+  scalarGrad: boolean;
   workgroupSize: number;
 }
 
@@ -115,20 +120,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 `;
   }
+  // A scalar upstream gradient (reductions 'mean'/'sum') is read once, not through the index arithmetic.
+  const gRead = o.scalarGrad ? `gIn[u.offsets[${gIndex}]]` : `gIn[stridedOffset(i, ${gIndex}, false)]`;
   const body =
     o.mode === 'map'
       ? `out[i] = ${e.value};`
-      : `let gs = gIn[stridedOffset(i, ${gIndex}, false)] * u.scale;
+      : `let gs = ${gRead} * u.scale;
     ${o.gradA ? `da[i] = gs * (${e.gradA});` : ''}
     ${o.gradB ? `db[i] = gs * (${e.gradB});` : ''}`;
   return `${STRIDED_UNIFORMS}
 ${decls}
 @compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * ${wg}u;
-  if (i >= u.n) { return; }
-  ${load}
-  ${body}
+  for (var i = gid.x; i < u.n; i += nwg.x * ${wg}u) {
+    ${load}
+    ${body}
+  }
 }
 `;
 }
@@ -174,13 +181,13 @@ export function flowInterpolateShader(o: { contiguous: boolean; workgroupSize: n
 @group(0) @binding(5) var<storage, read_write> velocity: array<f32>;
 @compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * ${wg}u;
-  if (i >= u.n) { return; }
-  let x0 = x0In[stridedOffset(i, 0u, ${c})];
-  let x1 = x1In[stridedOffset(i, 1u, ${c})];
-  let t = tIn[stridedOffset(i, 2u, false)];
-  xt[i] = (1.0 - t) * x0 + t * x1;
-  velocity[i] = x1 - x0;
+  for (var i = gid.x; i < u.n; i += nwg.x * ${wg}u) {
+    let x0 = x0In[stridedOffset(i, 0u, ${c})];
+    let x1 = x1In[stridedOffset(i, 1u, ${c})];
+    let t = tIn[stridedOffset(i, 2u, false)];
+    xt[i] = (1.0 - t) * x0 + t * x1;
+    velocity[i] = x1 - x0;
+  }
 }
 `;
 }

@@ -1,10 +1,8 @@
 /**
  * Optimizer kernels. Every kernel works on one contiguous f32 tensor (element offset in the uniforms);
  * the host records one dispatch per parameter and the context batches them into one submit.
+ * Elementwise kernels grid-stride (i += invocations) over a device-sized number of workgroups.
  */
-
-/** Elements per invocation: a few independent loads in flight per thread on wide tensors. */
-export const ELEMENTS_PER_THREAD = 4;
 
 /**
  * Fused AdamW (PyTorch's single-tensor algorithm), in place:
@@ -26,10 +24,7 @@ export function adamwShader(workgroupSize: number): string {
 @group(0) @binding(3) var<storage, read_write> state: array<vec2<f32>>;
 @compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let first = (gid.x + gid.y * nwg.x * ${wg}u) * ${ELEMENTS_PER_THREAD}u;
-  for (var k = 0u; k < ${ELEMENTS_PER_THREAD}u; k++) {
-    let i = first + k;
-    if (i >= u.n) { return; }
+  for (var i = gid.x; i < u.n; i += nwg.x * ${wg}u) {
     let g = grad[u.gradOffset + i];
     let s = state[i];
     let m = u.beta1 * s.x + (1.0 - u.beta1) * g;
@@ -42,14 +37,27 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 `;
 }
 
-/** Partial sums of squares of one tensor, written to partials[slot + workgroup]. */
-export function sumSquaresShader(workgroupSize: number): string {
+/**
+ * Partial sums of squares of one tensor. `treeReduce`: one partial per workgroup (partials[slot + group]),
+ * reduced through workgroup memory — right for GPUs. Without it every invocation writes its own partial
+ * (partials[slot + invocation]): no barriers, which lavapipe runs as costly coroutine switches.
+ */
+export function sumSquaresShader(workgroupSize: number, treeReduce: boolean): string {
   const wg = workgroupSize;
+  const finish = treeReduce
+    ? `scratch[lid] = acc;
+  workgroupBarrier();
+  for (var t = ${wg / 2}u; t > 0u; t = t >> 1u) {
+    if (lid < t) { scratch[lid] += scratch[lid + t]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { partials[u.slot + wid.x] = scratch[0]; }`
+    : `partials[u.slot + wid.x * ${wg}u + lid] = acc;`;
   return `struct Params { n: u32, offset: u32, groups: u32, slot: u32 };
 @group(0) @binding(0) var<uniform> u: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> partials: array<f32>;
-var<workgroup> scratch: array<f32, ${wg}>;
+${treeReduce ? `var<workgroup> scratch: array<f32, ${wg}>;` : ''}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   var acc = 0.0;
@@ -57,13 +65,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let v = x[u.offset + i];
     acc += v * v;
   }
-  scratch[lid] = acc;
-  workgroupBarrier();
-  for (var t = ${wg / 2}u; t > 0u; t = t >> 1u) {
-    if (lid < t) { scratch[lid] += scratch[lid + t]; }
-    workgroupBarrier();
-  }
-  if (lid == 0u) { partials[u.slot + wid.x] = scratch[0]; }
+  ${finish}
 }
 `;
 }
@@ -77,10 +79,10 @@ export function clipScaleShader(workgroupSize: number): string {
 @group(0) @binding(2) var<storage, read_write> x: array<f32>;
 @compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * ${wg}u;
-  if (i >= u.n) { return; }
   let factor = min(1.0, u.maxNorm / (norm[0] + 1e-6));
-  x[u.offset + i] = x[u.offset + i] * factor;
+  for (var i = gid.x; i < u.n; i += nwg.x * ${wg}u) {
+    x[u.offset + i] = x[u.offset + i] * factor;
+  }
 }
 `;
 }
@@ -98,11 +100,13 @@ export function unscaleCheckShader(workgroupSize: number): string {
 @group(0) @binding(2) var<storage, read_write> flag: array<atomic<u32>>;
 @compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * ${wg}u;
-  if (i >= u.n) { return; }
-  let v = x[u.offset + i];
-  if ((bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u) { atomicOr(&flag[0], 1u); }
-  x[u.offset + i] = v * u.invScale;
+  var bad = false;
+  for (var i = gid.x; i < u.n; i += nwg.x * ${wg}u) {
+    let v = x[u.offset + i];
+    bad = bad || (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u;
+    x[u.offset + i] = v * u.invScale;
+  }
+  if (bad) { atomicOr(&flag[0], 1u); }
 }
 `;
 }

@@ -12,8 +12,9 @@ import { mean, std, sum, sumToShape } from './reduce';
 import { expand, reshape } from './views';
 
 const WORKGROUP = 256;
-/** Partial sums per fused reduction: enough workgroups to fill the GPU, few enough to finish in one. */
-const MAX_PARTIALS = 512;
+/** Grid-stride workgroup caps (measured on lavapipe, 2 cores: fewer, longer-running groups win). */
+const GRID_GROUPS_CPU = 64;
+const GRID_GROUPS_GPU = 4096;
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -43,10 +44,13 @@ function gpuBuffer(v: StridedView): GPUBuffer {
   return (v.storage as GpuStorage).buffer;
 }
 
-function flatGroups(backend: Backend & { kind: 'webgpu' }, n: number): [number, number] {
-  const groups = Math.ceil(n / WORKGROUP);
-  const maxX = backend.ctx.caps.limits.maxComputeWorkgroupsPerDimension;
-  return [Math.min(groups, maxX), Math.ceil(groups / maxX)];
+/**
+ * Workgroups for a grid-stride kernel over n elements: at least `perThread` elements per invocation, and
+ * on CPU adapters only a few groups (each workgroup launch costs more there than a GPU's whole dispatch).
+ */
+export function gridGroups(backend: Backend & { kind: 'webgpu' }, n: number, perThread = 4): number {
+  const cap = backend.ctx.caps.software ? GRID_GROUPS_CPU : GRID_GROUPS_GPU;
+  return Math.max(1, Math.min(cap, Math.ceil(n / (WORKGROUP * perThread))));
 }
 
 /** Adds `count` partials from `partials` (starting at `offset`) into out[0] · scale (or its sqrt). */
@@ -82,10 +86,10 @@ const needsGrad = (t: Tensor | undefined) => !!t && (t.requiresGrad || t.gradNod
 
 // ---- the fused pointwise kernels -----------------------------------------------------------------
 
-function pointwiseProgram(op: PointwiseLoss, mode: LossMode, contiguous: boolean, gradA: boolean, gradB: boolean, inputs: number, outputs: number) {
+function pointwiseProgram(op: PointwiseLoss, mode: LossMode, contiguous: boolean, gradA: boolean, gradB: boolean, scalarGrad: boolean, inputs: number, outputs: number) {
   return {
-    key: `loss:${op}:${mode}:${contiguous ? 'c' : 's'}:${gradA ? 'a' : ''}${gradB ? 'b' : ''}`,
-    source: () => pointwiseLossShader({ op, mode, contiguous, gradA, gradB, workgroupSize: WORKGROUP }),
+    key: `loss:${op}:${mode}:${contiguous ? 'c' : 's'}:${gradA ? 'a' : ''}${gradB ? 'b' : ''}:${scalarGrad ? 'g1' : 'gn'}`,
+    source: () => pointwiseLossShader({ op, mode, contiguous, gradA, gradB, scalarGrad, workgroupSize: WORKGROUP }),
     inputs,
     outputs,
   };
@@ -103,9 +107,9 @@ function pointwiseSum(op: PointwiseLoss, inputs: Tensor[], shape: Shape, scale: 
   }
   const views = inputs.map((t) => broadcastView(t, shape));
   const contiguous = views.every((v) => isPlainContiguous(v, shape));
-  const groups = Math.max(1, Math.min(MAX_PARTIALS, Math.ceil(n / (WORKGROUP * 4))));
+  const groups = gridGroups(backend, n);
   const partials = empty(backend, [groups], 'f32');
-  backend.ctx.dispatch(pointwiseProgram(op, 'partial', contiguous, false, false, views.length, 1), {
+  backend.ctx.dispatch(pointwiseProgram(op, 'partial', contiguous, false, false, false, views.length, 1), {
     inputs: views.map(gpuBuffer),
     outputs: [gpuBuffer(partials)],
     uniforms: stridedUniforms(shape, views, groups, 1),
@@ -128,11 +132,11 @@ function pointwiseMap(op: PointwiseLoss, inputs: Tensor[], shape: Shape): Tensor
   }
   const views = inputs.map((t) => broadcastView(t, shape));
   const contiguous = views.every((v) => isPlainContiguous(v, shape));
-  backend.ctx.dispatch(pointwiseProgram(op, 'map', contiguous, false, false, views.length, 1), {
+  backend.ctx.dispatch(pointwiseProgram(op, 'map', contiguous, false, false, false, views.length, 1), {
     inputs: views.map(gpuBuffer),
     outputs: [gpuBuffer(out)],
     uniforms: stridedUniforms(shape, views, 0, 1),
-    workgroups: flatGroups(backend, out.size),
+    workgroups: [gridGroups(backend, out.size)],
   });
   return out;
 }
@@ -154,11 +158,13 @@ function pointwiseGrad(op: PointwiseLoss, inputs: readonly Tensor[], g: Tensor, 
   const views = inputs.map((t) => broadcastView(t, shape));
   const contiguous = views.every((v) => isPlainContiguous(v, shape));
   const outs = [da, db].filter((t): t is Tensor => t !== null);
-  backend.ctx.dispatch(pointwiseProgram(op, 'grad', contiguous, wantA, wantB, views.length + 1, outs.length), {
-    inputs: [...views, broadcastView(g, shape)].map(gpuBuffer),
+  const gView = broadcastView(g, shape);
+  const scalarGrad = gView.strides.every((st) => st === 0);
+  backend.ctx.dispatch(pointwiseProgram(op, 'grad', contiguous, wantA, wantB, scalarGrad, views.length + 1, outs.length), {
+    inputs: [...views, gView].map(gpuBuffer),
     outputs: outs.map(gpuBuffer),
-    uniforms: stridedUniforms(shape, [...views, broadcastView(g, shape)], 0, scale),
-    workgroups: flatGroups(backend, numel(shape)),
+    uniforms: stridedUniforms(shape, [...views, gView], 0, scale),
+    workgroups: [gridGroups(backend, numel(shape))],
   });
   return [da, db];
 }
@@ -291,7 +297,7 @@ export function flowInterpolate(x0: Tensor, x1: Tensor, t: Tensor): { xt: Tensor
     const contiguous = isPlainContiguous(views[0], shape) && isPlainContiguous(views[1], shape);
     backend.ctx.dispatch(
       { key: `loss:flow:${contiguous ? 'c' : 's'}`, source: () => flowInterpolateShader({ contiguous, workgroupSize: WORKGROUP }), inputs: 3, outputs: 2 },
-      { inputs: views.map(gpuBuffer), outputs: [gpuBuffer(xt), gpuBuffer(target)], uniforms: stridedUniforms(shape, views, 0, 1), workgroups: flatGroups(backend, numel(shape)) },
+      { inputs: views.map(gpuBuffer), outputs: [gpuBuffer(xt), gpuBuffer(target)], uniforms: stridedUniforms(shape, views, 0, 1), workgroups: [gridGroups(backend, numel(shape))] },
     );
   }
   const xtOut = record('flow_interpolate', [a, b, tt], xt, [a, b, tt], (g, [sa, sb, st]) => {

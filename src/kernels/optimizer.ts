@@ -4,25 +4,20 @@ import { ShapeError } from '../engine/errors';
 import { untrackTensor } from '../engine/scope';
 import type { Tensor } from '../engine/tensor';
 import { UniformWriter } from '../engine/uniforms';
-import { adamwShader, clipScaleShader, ELEMENTS_PER_THREAD, sumSquaresShader, unscaleCheckShader } from '../../shaders/optimizer.wgsl';
+import { adamwShader, clipScaleShader, sumSquaresShader, unscaleCheckShader } from '../../shaders/optimizer.wgsl';
 import { adamwStepRef, clipGradNormRef } from './reference/optimizer';
 import { copyInto, full, mulScalar } from './elementwise';
-import { launchFinishSum } from './loss';
+import { gridGroups, launchFinishSum } from './loss';
 
 const WORKGROUP = 256;
-/** Partial sums per tensor in the gradient-norm reduction. */
-const MAX_PARTIALS_PER_TENSOR = 64;
+/** Sum-of-squares shape on CPU adapters (barrier-free, one partial per invocation). */
+const SUMSQ_WORKGROUP_CPU = 64;
+const SUMSQ_GROUPS_CPU = 16;
 
 type GpuBackend = Backend & { kind: 'webgpu' };
 
 function buffer(t: Tensor): GPUBuffer {
   return (t.storage as GpuStorage).buffer;
-}
-
-function groupsFor(backend: GpuBackend, threads: number): [number, number] {
-  const groups = Math.ceil(threads / WORKGROUP);
-  const maxX = backend.ctx.caps.limits.maxComputeWorkgroupsPerDimension;
-  return [Math.min(groups, maxX), Math.ceil(groups / maxX)];
 }
 
 /** A tensor that outlives every tidy() scope (optimizer state, replaced gradients). */
@@ -173,7 +168,7 @@ export class AdamW {
           .f32(1 - this.lr * this.weightDecay, this.beta1, this.beta2, this.eps)
           .f32(this.lr / bc1, bc2Sqrt, 0, 0)
           .finish(),
-        workgroups: groupsFor(backend, Math.ceil(n / ELEMENTS_PER_THREAD)),
+        workgroups: [gridGroups(backend, n)],
       },
     );
     if (g !== grad) g.dispose();
@@ -267,19 +262,23 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): Tensor
   }
   if (withGrads.every((p) => p.grad!.size === 0)) return full(backend, [], 0);
   const norm = empty(backend, [], 'f32');
-  const slots = withGrads.map((p) => Math.max(1, Math.min(MAX_PARTIALS_PER_TENSOR, Math.ceil(p.grad!.size / (WORKGROUP * 4)))));
+  // CPU adapters: small barrier-free groups, one partial per invocation; GPUs: one partial per workgroup.
+  const tree = !backend.ctx.caps.software;
+  const wg = tree ? WORKGROUP : SUMSQ_WORKGROUP_CPU;
+  const groups = withGrads.map((p) => (tree ? gridGroups(backend, p.grad!.size) : Math.max(1, Math.min(SUMSQ_GROUPS_CPU, Math.ceil(p.grad!.size / (wg * 4))))));
+  const slots = groups.map((g) => (tree ? g : g * wg));
   const total = slots.reduce((a, b) => a + b, 0);
   const partials = empty(backend, [total], 'f32');
   let slot = 0;
   withGrads.forEach((p, k) => {
     const g = p.grad!;
     backend.ctx.dispatch(
-      { key: 'optimizer:sumsq', source: () => sumSquaresShader(WORKGROUP), inputs: 1, outputs: 1 },
-      { inputs: [buffer(g)], outputs: [buffer(partials)], uniforms: new UniformWriter().u32(g.size, g.offset, slots[k], slot).finish(), workgroups: [slots[k]] },
+      { key: `optimizer:sumsq:${wg}:${tree ? 'tree' : 'flat'}`, source: () => sumSquaresShader(wg, tree), inputs: 1, outputs: 1 },
+      { inputs: [buffer(g)], outputs: [buffer(partials)], uniforms: new UniformWriter().u32(g.size, g.offset, groups[k], slot).finish(), workgroups: [groups[k]] },
     );
     slot += slots[k];
   });
-  // (An empty gradient still fills its slot: its loop runs zero times and writes 0.)
+  // (An empty gradient still fills its slots: its loop runs zero times and writes 0.)
   launchFinishSum(backend, buffer(partials), 0, total, buffer(norm), 1, true);
   partials.dispose();
   for (const p of withGrads) {
@@ -287,7 +286,7 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): Tensor
     if (g.size === 0) continue;
     backend.ctx.dispatch(
       { key: 'optimizer:clip', source: () => clipScaleShader(WORKGROUP), inputs: 1, outputs: 1 },
-      { inputs: [buffer(norm)], outputs: [buffer(g)], uniforms: new UniformWriter().u32(g.size, g.offset, 0, 0).f32(maxNorm).finish(), workgroups: groupsFor(backend, g.size) },
+      { inputs: [buffer(norm)], outputs: [buffer(g)], uniforms: new UniformWriter().u32(g.size, g.offset, 0, 0).f32(maxNorm).finish(), workgroups: [gridGroups(backend, g.size)] },
     );
   }
   return norm;
@@ -370,7 +369,7 @@ export class GradScaler {
       }
       backend.ctx.dispatch(
         { key: 'optimizer:unscale', source: () => unscaleCheckShader(WORKGROUP), inputs: 0, outputs: 2 },
-        { inputs: [], outputs: [buffer(g), buffer(flag)], uniforms: new UniformWriter().u32(g.size, g.offset, 0, 0).f32(inv).finish(), workgroups: groupsFor(backend, g.size) },
+        { inputs: [], outputs: [buffer(g), buffer(flag)], uniforms: new UniformWriter().u32(g.size, g.offset, 0, 0).f32(inv).finish(), workgroups: [gridGroups(backend, g.size)] },
       );
     }
     return flag;
