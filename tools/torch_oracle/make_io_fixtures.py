@@ -12,6 +12,7 @@ import json
 import os
 import struct
 import sys
+import zipfile
 from collections import OrderedDict
 
 import numpy as np
@@ -198,6 +199,21 @@ def main():
     record('bare_tensor.pt', template)
 
     save(OrderedDict([('w', torch.ones(2))]), 'legacy.pth', _use_new_zipfile_serialization=False)
+
+    # A big-endian, deflate-compressed archive with a `byteorder` record (torch >= 2 writes that
+    # record; big-endian hosts write 'big'). Built by rewriting a normal save, all storages f32.
+    torch.manual_seed(3)
+    big = OrderedDict([('a', torch.randn(2, 3)), ('b', torch.randn(4))])
+    little_path = save(big, 'big_endian.pth')
+    with zipfile.ZipFile(little_path) as src:
+        entries = [(info.filename, src.read(info.filename)) for info in src.infolist()]
+    with zipfile.ZipFile(little_path, 'w', compression=zipfile.ZIP_DEFLATED) as dst:
+        for name, data in entries:
+            if '/data/' in name:
+                data = np.frombuffer(data, dtype='<f4').astype('>f4').tobytes()
+            dst.writestr(name, data)
+        dst.writestr('big_endian/byteorder', 'big')
+    record('big_endian.pth', big)
 
     st = OrderedDict([
         ('weight', torch.arange(6, dtype=torch.float32).reshape(2, 3) / 4),
