@@ -19,9 +19,16 @@ const GEOMETRY_FIELDS = `R: u32, chunks: u32, chunkLen: u32, count: u32,
  *   stats: [chunk mean, Σ (x − chunk mean)²] (two passes over the chunk: exact for data offset by a large mean);
  *   grad:  [Σ g·w, Σ g·w·x̂] with x̂ = (x − mean[s])·rstd[s] (w = 1 unless `weighted`).
  */
-export function normReduceShader(o: { mode: 'stats' | 'grad'; weighted: boolean; workgroupSize: number }): string {
+export function normReduceShader(o: { mode: 'stats' | 'grad'; weighted: boolean; contiguousGroups: boolean; workgroupSize: number }): string {
   const wg = o.workgroupSize;
   const grad = o.mode === 'grad';
+  // A group that is one contiguous run (A = 1, strideB = 1) needs no index division (slow on CPU Vulkan).
+  const addressFn = o.contiguousGroups
+    ? 'fn addrOf(base: u32, e: u32) -> u32 { return base + e; }'
+    : `fn addrOf(base: u32, e: u32) -> u32 {
+  let a = e / u.B;
+  return base + a * u.strideA + (e - a * u.B) * u.strideB;
+}`;
   const bindings = grad
     ? `@group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> g: array<f32>;
@@ -68,11 +75,7 @@ ${o.weighted ? '@group(0) @binding(5) var<storage, read> w: array<f32>;\n' : ''}
 ${bindings}
 var<workgroup> scratch: array<vec2<f32>, ${wg}>;
 
-fn addrOf(base: u32, e: u32) -> u32 {
-  let a = e / u.B;
-  return base + a * u.strideA + (e - a * u.B) * u.strideB;
-}
-
+${addressFn}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
   let task = wid.x + wid.y * nwg.x;

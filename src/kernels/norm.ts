@@ -12,6 +12,8 @@ import { reduceRaw } from './reduce';
 import { contiguous, reshape, slice } from './views';
 
 const WORKGROUP = 256;
+/** Reductions use small workgroups: on CPU Vulkan (lavapipe) each barrier of a 256-wide group costs ~4× a 64-wide one. */
+const REDUCE_WORKGROUP = 64;
 /** Aim for at least this many workgroups in a statistics pass (splitting few large groups into chunks). */
 const TARGET_WORKGROUPS = 256;
 /** Smallest chunk worth a workgroup of its own. */
@@ -64,6 +66,7 @@ function launchReduce(x: Tensor, geom: ReduceGeometry, map: NormIndexMap, grad: 
   const partial = empty(x.backend, [geom.groups * chunks * 2], 'f32');
   const weighted = !!grad?.weight;
   const mode = grad ? 'grad' : 'stats';
+  const contiguousGroups = geom.A === 1 && geom.strideB === 1;
   const uniforms = new UniformWriter()
     .u32(geom.groups, chunks, chunkLen, geom.count, geom.rInner, geom.rInnerStride, geom.rOuterStride, geom.A)
     .u32(geom.strideA, geom.B, geom.strideB, x.offset, grad?.g.offset ?? 0, map.statDiv, map.statMod, map.chanDiv)
@@ -72,8 +75,8 @@ function launchReduce(x: Tensor, geom: ReduceGeometry, map: NormIndexMap, grad: 
   const inputs = grad ? [x, grad.g, grad.mean, grad.rstd, ...(grad.weight ? [grad.weight] : [])] : [x];
   x.backend.ctx.dispatch(
     {
-      key: `norm_reduce:${mode}:${weighted ? 'w' : '-'}`,
-      source: () => normReduceShader({ mode, weighted, workgroupSize: WORKGROUP }),
+      key: `norm_reduce:${mode}:${weighted ? 'w' : '-'}:${contiguousGroups ? 'c' : 's'}`,
+      source: () => normReduceShader({ mode, weighted, contiguousGroups, workgroupSize: REDUCE_WORKGROUP }),
       inputs: inputs.length,
       outputs: 1,
     },
