@@ -19,16 +19,32 @@ const GEOMETRY_FIELDS = `R: u32, chunks: u32, chunkLen: u32, count: u32,
  *   stats: [chunk mean, Σ (x − chunk mean)²] (two passes over the chunk: exact for data offset by a large mean);
  *   grad:  [Σ g·w, Σ g·w·x̂] with x̂ = (x − mean[s])·rstd[s] (w = 1 unless `weighted`).
  */
-export function normReduceShader(o: { mode: 'stats' | 'grad'; weighted: boolean; contiguousGroups: boolean; workgroupSize: number }): string {
+export function normReduceShader(o: { mode: 'stats' | 'grad'; weighted: boolean; contiguousGroups: boolean; statPerGroup: boolean; workgroupSize: number }): string {
   const wg = o.workgroupSize;
   const grad = o.mode === 'grad';
-  // A group that is one contiguous run (A = 1, strideB = 1) needs no index division (slow on CPU Vulkan).
-  const addressFn = o.contiguousGroups
-    ? 'fn addrOf(base: u32, e: u32) -> u32 { return base + e; }'
-    : `fn addrOf(base: u32, e: u32) -> u32 {
-  let a = e / u.B;
-  return base + a * u.strideA + (e - a * u.B) * u.strideB;
-}`;
+  // Walks this invocation's elements of the chunk; `body` sees the element address `addr` and index `e`.
+  // A contiguous group (A = 1, strideB = 1) is plain base + e; otherwise (a, b) = (e / B, e % B) is carried
+  // along and only re-divided when b wraps (integer division is slow on CPU Vulkan).
+  const forEach = (body: string) =>
+    o.contiguousGroups
+      ? `for (var e = start + lid; e < end; e += ${wg}u) {
+    let addr = base + e;
+    ${body}
+  }`
+      : `{
+    var e = start + lid;
+    var a = e / u.B;
+    var b = e - a * u.B;
+    for (; e < end; e += ${wg}u) {
+      let addr = base + a * u.strideA + b * u.strideB;
+      ${body}
+      b += ${wg}u;
+      if (b >= u.B) { a += b / u.B; b = b % u.B; }
+    }
+  }`;
+  // The statistics of x̂: fixed per group when a group lies inside one stat group (batch, group norm segments,
+  // layer norm rows), else looked up per element (layer norm columns).
+  const statIndex = o.statPerGroup ? 'sGroup' : '(addr / u.statDiv) % u.statMod';
   const bindings = grad
     ? `@group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> g: array<f32>;
@@ -49,25 +65,22 @@ ${o.weighted ? '@group(0) @binding(5) var<storage, read> w: array<f32>;\n' : ''}
   const body = grad
     ? `
   var s1 = vec2<f32>(0.0, 0.0);
-  for (var e = start + lid; e < end; e += ${wg}u) {
-    let a = addrOf(base, e);
-    let s = (a / u.statDiv) % u.statMod;
-    let xhat = (x[u.xOffset + a] - meanBuf[u.meanOffset + s]) * rstdBuf[u.rstdOffset + s];
-    let gw = g[u.gOffset + a]${o.weighted ? ' * w[u.wOffset + (a / u.chanDiv) % u.chanMod]' : ''};
-    s1 += vec2<f32>(gw, gw * xhat);
-  }
+  let sGroup = (base / u.statDiv) % u.statMod;
+  ${forEach(`let s = ${statIndex};
+    let xhat = (x[u.xOffset + addr] - meanBuf[u.meanOffset + s]) * rstdBuf[u.rstdOffset + s];
+    // Weighted groups are whole rows aligned with the affine parameters: the channel is e.
+    let gw = g[u.gOffset + addr]${o.weighted ? ' * w[u.wOffset + e]' : ''};
+    s1 += vec2<f32>(gw, gw * xhat);`)}
   ${tree('s1')}
   if (lid == 0u) { partial[task * 2u] = s1.x; partial[task * 2u + 1u] = s1.y; }`
     : `
   var s1 = vec2<f32>(0.0, 0.0);
-  for (var e = start + lid; e < end; e += ${wg}u) { s1.x += x[u.xOffset + addrOf(base, e)]; }
+  ${forEach('s1.x += x[u.xOffset + addr];')}
   ${tree('s1')}
   let m = s1.x / f32(end - start);
   var s2 = vec2<f32>(0.0, 0.0);
-  for (var e = start + lid; e < end; e += ${wg}u) {
-    let d = x[u.xOffset + addrOf(base, e)] - m;
-    s2.x += d * d;
-  }
+  ${forEach(`let d = x[u.xOffset + addr] - m;
+    s2.x += d * d;`)}
   ${tree('s2')}
   if (lid == 0u) { partial[task * 2u] = m; partial[task * 2u + 1u] = s2.x; }`;
   return `struct Params { ${GEOMETRY_FIELDS} };
@@ -75,7 +88,6 @@ ${o.weighted ? '@group(0) @binding(5) var<storage, read> w: array<f32>;\n' : ''}
 ${bindings}
 var<workgroup> scratch: array<vec2<f32>, ${wg}>;
 
-${addressFn}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
   let task = wid.x + wid.y * nwg.x;

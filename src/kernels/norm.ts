@@ -57,6 +57,8 @@ interface GradInputs {
   mean: Tensor;
   rstd: Tensor;
   weight: Tensor | null;
+  /** Every element of a reduction group lies in one stat group (all but layer norm's column sums). */
+  statPerGroup: boolean;
 }
 
 /** Partial sums per (group, chunk): [groups·chunks·2] (see normReduceShader). x, g: contiguous. */
@@ -67,6 +69,8 @@ function launchReduce(x: Tensor, geom: ReduceGeometry, map: NormIndexMap, grad: 
   const weighted = !!grad?.weight;
   const mode = grad ? 'grad' : 'stats';
   const contiguousGroups = geom.A === 1 && geom.strideB === 1;
+  const statPerGroup = grad?.statPerGroup ?? true;
+  if (grad?.weight && !(contiguousGroups && map.chanDiv === 1 && map.chanMod === geom.count)) throw new Error('weighted norm reduction needs row groups aligned with the parameters');
   const uniforms = new UniformWriter()
     .u32(geom.groups, chunks, chunkLen, geom.count, geom.rInner, geom.rInnerStride, geom.rOuterStride, geom.A)
     .u32(geom.strideA, geom.B, geom.strideB, x.offset, grad?.g.offset ?? 0, map.statDiv, map.statMod, map.chanDiv)
@@ -75,8 +79,8 @@ function launchReduce(x: Tensor, geom: ReduceGeometry, map: NormIndexMap, grad: 
   const inputs = grad ? [x, grad.g, grad.mean, grad.rstd, ...(grad.weight ? [grad.weight] : [])] : [x];
   x.backend.ctx.dispatch(
     {
-      key: `norm_reduce:${mode}:${weighted ? 'w' : '-'}:${contiguousGroups ? 'c' : 's'}`,
-      source: () => normReduceShader({ mode, weighted, contiguousGroups, workgroupSize: REDUCE_WORKGROUP }),
+      key: `norm_reduce:${mode}:${weighted ? 'w' : '-'}:${contiguousGroups ? 'c' : 's'}:${statPerGroup ? 'g' : 'e'}`,
+      source: () => normReduceShader({ mode, weighted, contiguousGroups, statPerGroup, workgroupSize: REDUCE_WORKGROUP }),
       inputs: inputs.length,
       outputs: 1,
     },
@@ -249,7 +253,7 @@ function normBackward(plan: NormPlan, x: Tensor, g: Tensor, mean: Tensor, rstd: 
     };
     return { dx: mk(r.dx, [...x.shape]), dw: mk(r.dw, [channels]), db: mk(r.db, [channels]) };
   }
-  const grad = (geom: ReduceGeometry, w: Tensor | null) => sumChunks(launchReduce(x, geom, map, { g, mean, rstd, weight: w }), geom.groups);
+  const grad = (geom: ReduceGeometry, w: Tensor | null, statPerGroup = true) => sumChunks(launchReduce(x, geom, map, { g, mean, rstd, weight: w, statPerGroup }), geom.groups);
   const [n, c, s] = plan.dims;
   if (plan.kind === 'batch') {
     // Stat group == channel: one reduction gives db, dw and (times w) the sums the input gradient needs.
@@ -273,7 +277,7 @@ function normBackward(plan: NormPlan, x: Tensor, g: Tensor, mean: Tensor, rstd: 
   const rows = n;
   const sums = grad(stat, weight);
   const dx = launchApply('inside', x, map, mean, rstd, { g, weight, sums, count: stat.count });
-  const cols = grad({ groups: c, count: rows, rInner: c, rInnerStride: 1, rOuterStride: 0, A: rows, strideA: c, B: 1, strideB: 0 }, null);
+  const cols = grad({ groups: c, count: rows, rInner: c, rInnerStride: 1, rOuterStride: 0, A: rows, strideA: c, B: 1, strideB: 0 }, null, false);
   return { dx, dw: column(cols, 1, [c]), db: column(cols, 0, [c]) };
 }
 
