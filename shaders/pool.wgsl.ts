@@ -14,7 +14,19 @@ const PARAMS = `struct Params {
 };
 @group(0) @binding(0) var<uniform> u: Params;`;
 
-export function poolForwardShader(o: { op: 'max' | 'avg'; workgroupSize: number }): string {
+/** Coordinates of a flat in-plane index over [D, H, W]; dims absent at this spatial rank are 0 (no division). */
+function coords(index: string, names: [string, string, string], dims: [string, string, string], rank: number, cast: (v: string) => string): string {
+  const [d, h, w] = names;
+  const [D, H, W] = dims;
+  const exprs = [
+    rank >= 3 ? `${index} / (${H} * ${W})` : '0u',
+    rank >= 2 ? (rank >= 3 ? `(${index} / ${W}) % ${H}` : `${index} / ${W}`) : '0u',
+    rank >= 2 ? `${index} % ${W}` : index,
+  ];
+  return [d, h, w].map((n, i) => `let ${n} = ${cast(exprs[i])};`).join('\n  ');
+}
+
+export function poolForwardShader(o: { op: 'max' | 'avg'; spatialRank: number; workgroupSize: number }): string {
   const wg = o.workgroupSize;
   const max = o.op === 'max';
   return `${PARAMS}
@@ -29,9 +41,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (t >= u.planes * outPlane) { return; }
   let plane = t / outPlane;
   let r = t % outPlane;
-  let od = i32(r / (u.oH * u.oW));
-  let oh = i32((r / u.oW) % u.oH);
-  let ow = i32(r % u.oW);
+  ${coords('r', ['od', 'oh', 'ow'], ['u.oD', 'u.oH', 'u.oW'], o.spatialRank, (v) => `i32(${v})`)}
   let base = u.xOffset + plane * u.D * u.H * u.W;
   var best = ${max ? '-3.402823e38' : '0.0'};
   ${max ? 'var bestIndex = -1;' : ''}
@@ -58,11 +68,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 `;
 }
 
-export function poolBackwardShader(o: { op: 'max' | 'avg'; workgroupSize: number }): string {
+export function poolBackwardShader(o: { op: 'max' | 'avg'; spatialRank: number; workgroupSize: number }): string {
   const wg = o.workgroupSize;
   const max = o.op === 'max';
   // Outputs o whose window [o·s − p, o·s − p + k) covers input i: ⌈(i + p − k + 1)/s⌉ ≤ o ≤ ⌊(i + p)/s⌋.
-  const range = (dim: string, i: string) => `
+  const range = (dim: string, i: string, present: boolean) => !present ? `
+  let ${dim}Lo = 0u;
+  let ${dim}Hi = 1u;` : `
   let ${dim}Lo = u32(max(0, (i32(${i}) + i32(u.p${dim}) - i32(u.k${dim}) + i32(u.s${dim})) / i32(u.s${dim})));
   let ${dim}Hi = min((${i} + u.p${dim}) / u.s${dim} + 1u, u.o${dim});`;
   return `${PARAMS}
@@ -77,12 +89,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (t >= u.planes * inPlane) { return; }
   let plane = t / inPlane;
   let index = t % inPlane;
-  let id = index / (u.H * u.W);
-  let ih = (index / u.W) % u.H;
-  let iw = index % u.W;
-  ${range('D', 'id')}
-  ${range('H', 'ih')}
-  ${range('W', 'iw')}
+  ${coords('index', ['id', 'ih', 'iw'], ['u.D', 'u.H', 'u.W'], o.spatialRank, (v) => v)}
+  ${range('D', 'id', o.spatialRank >= 3)}
+  ${range('H', 'ih', o.spatialRank >= 2)}
+  ${range('W', 'iw', true)}
   let outBase = plane * u.oD * u.oH * u.oW;
   var acc = 0.0;
   for (var od = DLo; od < DHi; od++) {

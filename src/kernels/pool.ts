@@ -66,7 +66,7 @@ function grid(t: Tensor, threads: number): [number, number] {
 
 const buf = (t: Tensor) => (t.storage as GpuStorage).buffer;
 
-function poolForward(op: PoolOp, x: Tensor, p: PoolGeometry, outShape: number[]): { y: Tensor; argmax: Tensor | null } {
+function poolForward(op: PoolOp, k: number, x: Tensor, p: PoolGeometry, outShape: number[]): { y: Tensor; argmax: Tensor | null } {
   const y = empty(x.backend, outShape, 'f32');
   const argmax = op === 'max' ? empty(x.backend, outShape, 'i32') : null;
   if (y.size === 0) return { y, argmax };
@@ -77,13 +77,13 @@ function poolForward(op: PoolOp, x: Tensor, p: PoolGeometry, outShape: number[])
     return { y, argmax };
   }
   x.backend.ctx.dispatch(
-    { key: `pool_fwd:${op}`, source: () => poolForwardShader({ op, workgroupSize: WORKGROUP }), inputs: 1, outputs: argmax ? 2 : 1 },
+    { key: `pool_fwd:${op}:${k}`, source: () => poolForwardShader({ op, spatialRank: k, workgroupSize: WORKGROUP }), inputs: 1, outputs: argmax ? 2 : 1 },
     { inputs: [buf(x)], outputs: [buf(y), ...(argmax ? [buf(argmax)] : [])], uniforms: uniforms(p, x.offset, 0, 0), workgroups: grid(x, y.size) },
   );
   return { y, argmax };
 }
 
-function poolBackward(op: PoolOp, g: Tensor, argmax: Tensor | null, p: PoolGeometry, inShape: readonly number[]): Tensor {
+function poolBackward(op: PoolOp, k: number, g: Tensor, argmax: Tensor | null, p: PoolGeometry, inShape: readonly number[]): Tensor {
   const dx = empty(g.backend, inShape, 'f32');
   if (dx.size === 0) return dx;
   if (g.backend.kind === 'cpu') {
@@ -91,7 +91,7 @@ function poolBackward(op: PoolOp, g: Tensor, argmax: Tensor | null, p: PoolGeome
     return dx;
   }
   g.backend.ctx.dispatch(
-    { key: `pool_bwd:${op}`, source: () => poolBackwardShader({ op, workgroupSize: WORKGROUP }), inputs: argmax ? 2 : 1, outputs: 1 },
+    { key: `pool_bwd:${op}:${k}`, source: () => poolBackwardShader({ op, spatialRank: k, workgroupSize: WORKGROUP }), inputs: argmax ? 2 : 1, outputs: 1 },
     { inputs: [buf(g), ...(argmax ? [buf(argmax)] : [])], outputs: [buf(dx)], uniforms: uniforms(p, 0, g.offset, argmax?.offset ?? 0), workgroups: grid(g, dx.size) },
   );
   return dx;
@@ -103,11 +103,11 @@ function pool(op: PoolOp, k: number, x: Tensor, options: PoolOptions): Tensor {
   const p = geometry(x, k, options);
   const outShape = [x.shape[0], x.shape[1], ...p.output.slice(3 - k)];
   const xc = contiguous(x);
-  const { y, argmax } = poolForward(op, xc, p, outShape);
+  const { y, argmax } = poolForward(op, k, xc, p, outShape);
   xc.dispose();
   const out = record(`${op}_pool${k}d`, [x], y, argmax ? [argmax] : [], (g, saved) => {
     const gc = contiguous(g);
-    return [poolBackward(op, gc, saved[0] ?? null, p, x.shape)];
+    return [poolBackward(op, k, gc, saved[0] ?? null, p, x.shape)];
   });
   argmax?.dispose();
   return out;
