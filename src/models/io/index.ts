@@ -9,7 +9,7 @@ export type { PyValue, PyDict } from './pickle';
 export { readSafetensors, writeSafetensors } from './safetensors';
 export type { SafetensorsFile, TensorSource } from './safetensors';
 export {
-  extractStateDict, stripPrefix, extractEcgEncoderStateDict, isStateDict, getEntry, describeEntries, summarizeStateDict,
+  extractStateDict, stripPrefix, extractEcgEncoderStateDict, isStateDict, getEntry, describeEntries, summarizeStateDict, toFloat32StateDict,
   STATE_DICT_SEARCH_ORDER, ENCODER_PREFIX,
 } from './state-dict';
-export type { StateDict, ExtractOptions, StripPrefixOptions, EcgEncoderOptions, StateDictSummary } from './state-dict';
+export type { StateDict, Float32HostTensor, ExtractOptions, StripPrefixOptions, EcgEncoderOptions, StateDictSummary } from './state-dict';

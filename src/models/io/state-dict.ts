@@ -156,6 +156,22 @@ export function extractEcgEncoderStateDict(source: PthFile | PyValue, options: E
   return encoder;
 }
 
+/** A tensor whose data is plain float32 values: what engine-side loaders consume. */
+export type Float32HostTensor = HostTensor & { readonly dtype: 'f32'; readonly data: Float32Array };
+
+/**
+ * Every tensor as float32 values (f16/bf16 decoded, f64 rounded, int buffers such as
+ * num_batches_tracked converted). Use this before handing weights to code that reads `data` as
+ * numbers: raw f16/bf16 bit patterns and BigInt64Array must not reach it.
+ */
+export function toFloat32StateDict(stateDict: StateDict): Map<string, Float32HostTensor> {
+  const out = new Map<string, Float32HostTensor>();
+  for (const [k, t] of stateDict) {
+    out.set(k, (t.dtype === 'f32' ? t : new HostTensor('f32', t.shape, t.toFloat32())) as Float32HostTensor);
+  }
+  return out;
+}
+
 export interface StateDictSummary {
   tensors: number;
   parameters: number;
