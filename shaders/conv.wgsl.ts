@@ -1,5 +1,3 @@
-import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
-
 export interface ConvTiling {
   /** Output tile per workgroup (rows × cols) and depth of one shared-memory step. */
   bm: number;
@@ -66,16 +64,22 @@ fn inside(z: i32, y: i32, x: i32) -> bool {
 }
 `;
 
-/** Register-tile multiply of one staged BK step (identical in both modes). */
+/** `count` copies of a statement template, `#` replaced by the copy index (unrolled in the WGSL text). */
+export const unroll = (count: number, stmt: (i: number) => string, sep = '\n    ') => Array.from({ length: count }, (_, i) => stmt(i)).join(sep);
+
+/**
+ * Register-tile multiply of one staged BK step (identical in both modes). Fully unrolled into scalar
+ * registers: lavapipe compiles dynamically indexed private arrays into scratch memory, which is slow to
+ * run and very slow to compile.
+ */
 function computeStep(t: ConvTiling, tx: number, ty: number): string {
-  return `
-    for (var kk = 0u; kk < ${t.bk}u; kk++) {
-      for (var i = 0u; i < ${t.tm}u; i++) { aReg[i] = tileA[kk * ${t.bm}u + lid.y + i * ${ty}u]; }
-      for (var j = 0u; j < ${t.tn}u; j++) { bReg[j] = tileB[kk * ${t.bn}u + lid.x + j * ${tx}u]; }
-      for (var i = 0u; i < ${t.tm}u; i++) {
-        for (var j = 0u; j < ${t.tn}u; j++) { acc[i * ${t.tn}u + j] = fma(aReg[i], bReg[j], acc[i * ${t.tn}u + j]); }
-      }
-    }`;
+  const steps: string[] = [];
+  for (let kk = 0; kk < t.bk; kk++) {
+    steps.push(unroll(t.tm, (i) => `let a${i}_${kk} = tileA[${kk * t.bm}u + lid.y + ${i * ty}u];`));
+    steps.push(unroll(t.tn, (j) => `let b${j}_${kk} = tileB[${kk * t.bn}u + lid.x + ${j * tx}u];`));
+    for (let i = 0; i < t.tm; i++) steps.push(unroll(t.tn, (j) => `acc${i}_${j} = fma(a${i}_${kk}, b${j}_${kk}, acc${i}_${j});`));
+  }
+  return steps.join('\n    ');
 }
 
 export function convShader(o: { mode: ConvMode; bias: boolean; tiling: ConvTiling; maxTaps: number }): string {
@@ -105,54 +109,71 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let tileM = tile / u.tilesN;
   let row0 = tileM * ${t.bm}u;
   let col0 = tileN * ${t.bn}u;
-  if (row0 >= u.rows) { return; }
   let tid = lid.y * ${tx}u + lid.x;
   let kk = tid % ${t.bk}u;
   let lane = tid / ${t.bk}u;
-  var acc: array<f32, ${t.tm * t.tn}>;
-  for (var i = 0u; i < ${t.tm * t.tn}u; i++) { acc[i] = 0.0; }
-  var aReg: array<f32, ${t.tm}>;
-  var bReg: array<f32, ${t.tn}>;
+  ${accumulators(t)}
 `;
   return o.mode === 'gemm' ? head + gemmBody(o.bias, t, tx, ty, lanes, aLoads, bLoads) : head + wgradBody(t, tx, ty, lanes, aLoads, bLoads);
 }
 
+const accumulators = (t: ConvTiling) => unroll(t.tm * t.tn, (n) => `var acc${Math.floor(n / t.tn)}_${n % t.tn} = 0.0;`, '\n  ');
+
+/** Row r of the row grid → (b, qz, qy, qx), exact decode with divFast. */
+const decodeGrid = (v: string, n: string) => `
+      let b${v} = divFast(${n}, u.q, u.invQ);
+      let qq${v} = ${n} - b${v} * u.q;
+      let qz${v} = divFast(qq${v}, u.qhw, u.invQHW);
+      let rem${v} = qq${v} - qz${v} * u.qhw;
+      let qy${v} = divFast(rem${v}, u.qw, u.invQW);
+      let qx${v} = rem${v} - qy${v} * u.qw;`;
+
 function gemmBody(hasBias: boolean, t: ConvTiling, tx: number, ty: number, lanes: number, aLoads: number, bLoads: number): string {
-  return wgsl`
   // Rows: (batch, qz, qy, qx) on the row grid → A base position and element offset, decoded once.
-  var rowOff: array<i32, ${aLoads}>;
-  var rowZ: array<i32, ${aLoads}>;
-  var rowY: array<i32, ${aLoads}>;
-  var rowX: array<i32, ${aLoads}>;
-  for (var j = 0u; j < ${aLoads}u; j++) {
-    let r = row0 + lane + j * ${lanes}u;
-    rowZ[j] = INVALID;
-    rowY[j] = 0;
-    rowX[j] = 0;
-    rowOff[j] = 0;
-    if (r < u.rows) {
-      let b = divFast(r, u.q, u.invQ);
-      let qq = r - b * u.q;
-      let qz = divFast(qq, u.qhw, u.invQHW);
-      let rem = qq - qz * u.qhw;
-      let qy = divFast(rem, u.qw, u.invQW);
-      let qx = rem - qy * u.qw;
-      let pz = i32(qz) * u.rowStep.x + u.rowBase.x;
-      let py = i32(qy) * u.rowStep.y + u.rowBase.y;
-      let px = i32(qx) * u.rowStep.z + u.rowBase.z;
-      rowZ[j] = pz;
-      rowY[j] = py;
-      rowX[j] = px;
-      rowOff[j] = u.aOffset + i32(b) * u.aBatch + pz * u.aStride.x + py * u.aStride.y + px * u.aStride.z;
+  const rowState = unroll(aLoads, (j) => `
+  var rowZ${j} = INVALID;
+  var rowY${j} = 0;
+  var rowX${j} = 0;
+  var rowOff${j} = 0;
+  {
+    let r = row0 + lane + ${j * lanes}u;
+    if (r < u.rows) {${decodeGrid('', 'r')}
+      rowZ${j} = i32(qz) * u.rowStep.x + u.rowBase.x;
+      rowY${j} = i32(qy) * u.rowStep.y + u.rowBase.y;
+      rowX${j} = i32(qx) * u.rowStep.z + u.rowBase.z;
+      rowOff${j} = u.aOffset + i32(b) * u.aBatch + rowZ${j} * u.aStride.x + rowY${j} * u.aStride.y + rowX${j} * u.aStride.z;
     }
-  }
-  var colOff: array<i32, ${bLoads}>;
-  var colOk: array<bool, ${bLoads}>;
-  for (var j = 0u; j < ${bLoads}u; j++) {
-    let c = col0 + lane + j * ${lanes}u;
-    colOk[j] = c < u.cols;
-    colOff[j] = u.bOffset + i32(c) * u.bNStride;
-  }
+  }`, '');
+  const colState = unroll(bLoads, (j) => `
+  let colOk${j} = col0 + lane + ${j * lanes}u < u.cols;
+  let colOff${j} = u.bOffset + i32(col0 + lane + ${j * lanes}u) * u.bNStride;`, '');
+  const loadA = unroll(aLoads, (j) => `
+    {
+      var v = 0.0;
+      if (inside(rowZ${j} + dz, rowY${j} + dy, rowX${j} + dx)) { v = srcA[u32(rowOff${j} + aK)]; }
+      tileA[kk * ${t.bm}u + lane + ${j * lanes}u] = v;
+    }`, '');
+  const loadB = unroll(bLoads, (j) => `
+    {
+      var v = 0.0;
+      if (kOk && colOk${j}) { v = srcB[u32(colOff${j} + bK)]; }
+      tileB[kk * ${t.bn}u + lane + ${j * lanes}u] = v;
+    }`, '');
+  const store = unroll(t.tm, (i) => `
+  {
+    let r = row0 + lid.y + ${i * ty}u;
+    if (r < u.rows) {${decodeGrid('', 'r')}
+      let outRow = b * u.outBatch + (u.outBase.x + qz * u.outStep.x) * u.outStride.x
+        + (u.outBase.y + qy * u.outStep.y) * u.outStride.y + (u.outBase.z + qx * u.outStep.z) * u.outStride.z;
+      ${unroll(t.tn, (j) => `
+      {
+        let c = col0 + lid.x + ${j * tx}u;
+        if (c < u.cols) { dst[outRow + c * u.outChan] = acc${i}_${j}${hasBias ? ' + bias[c]' : ''}; }
+      }`, '')}
+    }
+  }`, '');
+  return `${rowState}
+${colState}
   for (var k0 = 0u; k0 < u.depth; k0 += ${t.bk}u) {
     let k = k0 + kk;
     let kOk = k < u.depth;
@@ -171,41 +192,13 @@ function gemmBody(hasBias: boolean, t: ConvTiling, tx: number, ty: number, lanes
       aK = i32(kc) * u.aChan + tapOffsetA(tap);
       bK = i32(kc) * u.bKStride + e.w;
     }
-    for (var j = 0u; j < ${aLoads}u; j++) {
-      var v = 0.0;
-      if (inside(rowZ[j] + dz, rowY[j] + dy, rowX[j] + dx)) { v = srcA[u32(rowOff[j] + aK)]; }
-      tileA[kk * ${t.bm}u + lane + j * ${lanes}u] = v;
-    }
-    for (var j = 0u; j < ${bLoads}u; j++) {
-      var v = 0.0;
-      if (kOk && colOk[j]) { v = srcB[u32(colOff[j] + bK)]; }
-      tileB[kk * ${t.bn}u + lane + j * ${lanes}u] = v;
-    }
+    ${loadA}
+    ${loadB}
     workgroupBarrier();
     ${computeStep(t, tx, ty)}
     workgroupBarrier();
   }
-  for (var i = 0u; i < ${t.tm}u; i++) {
-    let r = row0 + lid.y + i * ${ty}u;
-    if (r >= u.rows) { continue; }
-    let b = r / u.q;
-    let qq = r - b * u.q;
-    let qz = qq / u.qhw;
-    let rem = qq - qz * u.qhw;
-    let qy = rem / u.qw;
-    let qx = rem - qy * u.qw;
-    let outRow = b * u.outBatch + (u.outBase.x + qz * u.outStep.x) * u.outStride.x
-      + (u.outBase.y + qy * u.outStep.y) * u.outStride.y + (u.outBase.z + qx * u.outStep.z) * u.outStride.z;
-    for (var j = 0u; j < ${t.tn}u; j++) {
-      let c = col0 + lid.x + j * ${tx}u;
-      if (c >= u.cols) { continue; }
-      var v = acc[i * ${t.tn}u + j];
-#if ${hasBias}
-      v += bias[c];
-#endif
-      dst[outRow + c * u.outChan] = v;
-    }
-  }
+  ${store}
 }
 `;
 }
@@ -215,34 +208,51 @@ function gemmBody(hasBias: boolean, t: ConvTiling, tx: number, ty: number, lanes
  * position) in this split's chunk. A tile: gy (rows co), B tile: x (cols (ci, tap)); both keyed by m.
  */
 function wgradBody(t: ConvTiling, tx: number, ty: number, lanes: number, aLoads: number, bLoads: number): string {
-  return `
-  var coOff: array<i32, ${aLoads}>;
-  var coOk: array<bool, ${aLoads}>;
-  for (var j = 0u; j < ${aLoads}u; j++) {
-    let co = row0 + lane + j * ${lanes}u;
-    coOk[j] = co < u.rows;
-    coOff[j] = i32(co) * u.bNStride;
-  }
-  var colOff: array<i32, ${bLoads}>;
-  var colZ: array<i32, ${bLoads}>;
-  var colY: array<i32, ${bLoads}>;
-  var colX: array<i32, ${bLoads}>;
-  for (var j = 0u; j < ${bLoads}u; j++) {
-    let c = col0 + lane + j * ${lanes}u;
-    colZ[j] = INVALID;
-    colY[j] = 0;
-    colX[j] = 0;
-    colOff[j] = 0;
+  const rowState = unroll(aLoads, (j) => `
+  let coOk${j} = row0 + lane + ${j * lanes}u < u.rows;
+  let coOff${j} = i32(row0 + lane + ${j * lanes}u) * u.bNStride;`, '');
+  const colState = unroll(bLoads, (j) => `
+  var colZ${j} = INVALID;
+  var colY${j} = 0;
+  var colX${j} = 0;
+  var colOff${j} = 0;
+  {
+    let c = col0 + lane + ${j * lanes}u;
     if (c < u.cols) {
       let ci = divFast(c, u.numTaps, u.invTaps);
       let tap = c - ci * u.numTaps;
       let e = u.taps[tap];
-      colZ[j] = e.x;
-      colY[j] = e.y;
-      colX[j] = e.z;
-      colOff[j] = i32(ci) * u.aChan + tapOffsetA(tap);
+      colZ${j} = e.x;
+      colY${j} = e.y;
+      colX${j} = e.z;
+      colOff${j} = i32(ci) * u.aChan + tapOffsetA(tap);
     }
-  }
+  }`, '');
+  const loadA = unroll(aLoads, (j) => `
+    {
+      var v = 0.0;
+      if (mOk && coOk${j}) { v = srcB[u32(gBase + coOff${j})]; }
+      tileA[kk * ${t.bm}u + lane + ${j * lanes}u] = v;
+    }`, '');
+  const loadB = unroll(bLoads, (j) => `
+    {
+      var v = 0.0;
+      if (inside(pz + colZ${j}, py + colY${j}, px + colX${j})) { v = srcA[u32(xBase + colOff${j})]; }
+      tileB[kk * ${t.bn}u + lane + ${j * lanes}u] = v;
+    }`, '');
+  const store = unroll(t.tm, (i) => `
+  {
+    let r = row0 + lid.y + ${i * ty}u;
+    if (r < u.rows) {
+      ${unroll(t.tn, (j) => `
+      {
+        let c = col0 + lid.x + ${j * tx}u;
+        if (c < u.cols) { dst[outBase + r * u.cols + c] = acc${i}_${j}; }
+      }`, '')}
+    }
+  }`, '');
+  return `${rowState}
+${colState}
   let mStart = wid.z * u.chunk;
   let mEnd = min(u.depth, mStart + u.chunk);
   for (var m0 = mStart; m0 < mEnd; m0 += ${t.bk}u) {
@@ -253,42 +263,21 @@ function wgradBody(t: ConvTiling, tx: number, ty: number, lanes: number, aLoads:
     var px = 0;
     var xBase = 0;
     var gBase = 0;
-    if (mOk) {
-      let b = divFast(m, u.q, u.invQ);
-      let qq = m - b * u.q;
-      let oz = divFast(qq, u.qhw, u.invQHW);
-      let rem = qq - oz * u.qhw;
-      let oy = divFast(rem, u.qw, u.invQW);
-      let ox = rem - oy * u.qw;
-      pz = i32(oz) * u.rowStep.x + u.rowBase.x;
-      py = i32(oy) * u.rowStep.y + u.rowBase.y;
-      px = i32(ox) * u.rowStep.z + u.rowBase.z;
+    if (mOk) {${decodeGrid('', 'm')}
+      pz = i32(qz) * u.rowStep.x + u.rowBase.x;
+      py = i32(qy) * u.rowStep.y + u.rowBase.y;
+      px = i32(qx) * u.rowStep.z + u.rowBase.z;
       xBase = u.aOffset + i32(b) * u.aBatch + pz * u.aStride.x + py * u.aStride.y + px * u.aStride.z;
-      gBase = u.bOffset + i32(b) * u.bKStride + i32(oz) * u.gStride.x + i32(oy) * u.gStride.y + i32(ox) * u.gStride.z;
+      gBase = u.bOffset + i32(b) * u.bKStride + i32(qz) * u.gStride.x + i32(qy) * u.gStride.y + i32(qx) * u.gStride.z;
     }
-    for (var j = 0u; j < ${aLoads}u; j++) {
-      var v = 0.0;
-      if (mOk && coOk[j]) { v = srcB[u32(gBase + coOff[j])]; }
-      tileA[kk * ${t.bm}u + lane + j * ${lanes}u] = v;
-    }
-    for (var j = 0u; j < ${bLoads}u; j++) {
-      var v = 0.0;
-      if (inside(pz + colZ[j], py + colY[j], px + colX[j])) { v = srcA[u32(xBase + colOff[j])]; }
-      tileB[kk * ${t.bn}u + lane + j * ${lanes}u] = v;
-    }
+    ${loadA}
+    ${loadB}
     workgroupBarrier();
     ${computeStep(t, tx, ty)}
     workgroupBarrier();
   }
   let outBase = wid.z * u.rows * u.cols;
-  for (var i = 0u; i < ${t.tm}u; i++) {
-    let r = row0 + lid.y + i * ${ty}u;
-    if (r >= u.rows) { continue; }
-    for (var j = 0u; j < ${t.tn}u; j++) {
-      let c = col0 + lid.x + j * ${tx}u;
-      if (c < u.cols) { dst[outBase + r * u.cols + c] = acc[i * ${t.tn}u + j]; }
-    }
-  }
+  ${store}
 }
 `;
 }
