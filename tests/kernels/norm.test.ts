@@ -112,3 +112,37 @@ describe('l2NormalizeChannels', () => {
     await gradCheck((x) => l2NormalizeChannels(x), [{ shape: [2, 3, 2] }]);
   });
 });
+
+describe('memory', () => {
+  it('forward + backward of every norm frees all temporaries (GPU)', async () => {
+    const gpu = await gpuEngine();
+    const { grad } = await import('../../src/engine/autograd');
+    const run = () => {
+      const x = gpu.tensor(randomValues(2 * 4 * 6, 11), [2, 4, 6]);
+      x.requiresGrad = true;
+      const w = gpu.tensor([1, 2, 3, 4], [4]);
+      const b = gpu.tensor([0, 1, 0, 1], [4]);
+      w.requiresGrad = true;
+      b.requiresGrad = true;
+      const rm = gpu.tensor([0, 0, 0, 0], [4]);
+      const rv = gpu.tensor([1, 1, 1, 1], [4]);
+      const outs = [groupNorm(x, 2, w, b), batchNorm(x, rm, rv, w, b, { training: true }), batchNorm(x, rm, rv, w, b, { training: false }), l2NormalizeChannels(x)];
+      const lw = gpu.tensor(randomValues(6, 2), [6]);
+      outs.push(layerNorm(x, [6], lw, null));
+      lw.requiresGrad = true;
+      for (const y of outs) {
+        const gy = gpu.tensor(randomValues(y.size, 3), y.shape);
+        for (const g of grad([y], [x], { gradOutputs: [gy] })) g?.dispose();
+        gy.dispose();
+        y.dispose();
+      }
+      for (const t of [x, w, b, rm, rv, lw]) t.dispose();
+    };
+    run();
+    await gpu.sync();
+    const before = gpu.memory().liveBytes;
+    run();
+    await gpu.sync();
+    expect(gpu.memory().liveBytes).toBe(before);
+  });
+});

@@ -54,3 +54,23 @@ describe('pooling', () => {
     x.dispose();
   });
 });
+
+it('forward + backward frees all temporaries (GPU)', async () => {
+  const gpu = await gpuEngine();
+  const run = () => {
+    const x = gpu.tensor(Array.from({ length: 2 * 3 * 4 * 5 }, (_, i) => Math.sin(i)), [2, 3, 4, 5]);
+    x.requiresGrad = true;
+    for (const y of [maxPool2d(x, { kernel: 3, stride: 2, padding: 1 }), avgPool2d(x, { kernel: 2 })]) {
+      const loss = sum(y);
+      backward(loss);
+      for (const t of [loss, y]) t.dispose();
+    }
+    x.dispose();
+  };
+  run();
+  await gpu.sync();
+  const before = gpu.memory().liveBytes;
+  run();
+  await gpu.sync();
+  expect(gpu.memory().liveBytes).toBe(before);
+});

@@ -78,3 +78,28 @@ describe('resizeBilinear2d (align_corners = false)', () => {
     await gradCheck(resize([3, 5]), [{ shape: [1, 1, 4, 3] }]);
   });
 });
+
+it('forward + backward frees all temporaries (GPU)', async () => {
+  const gpu = await gpuEngine();
+  const { backward } = await import('../../src/engine/autograd');
+  const { sum } = await import('../../src/kernels/reduce');
+  const run = () => {
+    const x = gpu.tensor(Array.from({ length: 2 * 3 * 4 * 5 }, (_, i) => Math.cos(i)), [2, 3, 4, 5]);
+    x.requiresGrad = true;
+    const x1 = gpu.tensor(Array.from({ length: 2 * 3 * 7 }, (_, i) => Math.cos(i)), [2, 3, 7]);
+    x1.requiresGrad = true;
+    for (const y of [upsampleNearest(x, [2, 2]), resizeBilinear2d(x, [7, 3]), interpolateLinear1d(x1, { size: 50 })]) {
+      const loss = sum(y);
+      backward(loss);
+      for (const t of [loss, y]) t.dispose();
+    }
+    x.dispose();
+    x1.dispose();
+  };
+  run();
+  await gpu.sync();
+  const before = gpu.memory().liveBytes;
+  run();
+  await gpu.sync();
+  expect(gpu.memory().liveBytes).toBe(before);
+});
