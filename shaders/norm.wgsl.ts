@@ -19,15 +19,18 @@ const GEOMETRY_FIELDS = `R: u32, chunks: u32, chunkLen: u32, count: u32,
  *   stats: [chunk mean, Σ (x − chunk mean)²] (two passes over the chunk: exact for data offset by a large mean);
  *   grad:  [Σ g·w, Σ g·w·x̂] with x̂ = (x − mean[s])·rstd[s] (w = 1 unless `weighted`).
  */
-export function normReduceShader(o: { mode: 'stats' | 'grad'; weighted: boolean; contiguousGroups: boolean; statPerGroup: boolean; workgroupSize: number }): string {
+export function normReduceShader(o: { mode: 'stats' | 'grad'; weighted: boolean; contiguousGroups: boolean; statPerGroup: boolean; perThread: boolean; workgroupSize: number }): string {
   const wg = o.workgroupSize;
   const grad = o.mode === 'grad';
+  // perThread: one invocation per (group, chunk), no barriers (many short groups: layer norm rows).
+  // Otherwise one workgroup per (group, chunk) with shared-memory trees.
+  const step = o.perThread ? '1u' : `${wg}u`;
   // Walks this invocation's elements of the chunk; `body` sees the element address `addr` and index `e`.
   // A contiguous group (A = 1, strideB = 1) is plain base + e; otherwise (a, b) = (e / B, e % B) is carried
   // along and only re-divided when b wraps (integer division is slow on CPU Vulkan).
   const forEach = (body: string) =>
     o.contiguousGroups
-      ? `for (var e = start + lid; e < end; e += ${wg}u) {
+      ? `for (var e = start + lid; e < end; e += ${step}) {
     let addr = base + e;
     ${body}
   }`
@@ -35,10 +38,10 @@ export function normReduceShader(o: { mode: 'stats' | 'grad'; weighted: boolean;
     var e = start + lid;
     var a = e / u.B;
     var b = e - a * u.B;
-    for (; e < end; e += ${wg}u) {
+    for (; e < end; e += ${step}) {
       let addr = base + a * u.strideA + b * u.strideB;
       ${body}
-      b += ${wg}u;
+      b += ${step};
       if (b >= u.B) { a += b / u.B; b = b % u.B; }
     }
   }`;
@@ -53,7 +56,7 @@ export function normReduceShader(o: { mode: 'stats' | 'grad'; weighted: boolean;
 ${o.weighted ? '@group(0) @binding(5) var<storage, read> w: array<f32>;\n' : ''}@group(0) @binding(${o.weighted ? 6 : 5}) var<storage, read_write> partial: array<f32>;`
     : `@group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> partial: array<f32>;`;
-  const tree = (v: string) => `
+  const tree = (v: string) => o.perThread ? '' : `
   scratch[lid] = ${v};
   workgroupBarrier();
   for (var t = ${wg / 2}u; t > 0u; t = t >> 1u) {
@@ -86,11 +89,15 @@ ${o.weighted ? '@group(0) @binding(5) var<storage, read> w: array<f32>;\n' : ''}
   return `struct Params { ${GEOMETRY_FIELDS} };
 @group(0) @binding(0) var<uniform> u: Params;
 ${bindings}
-var<workgroup> scratch: array<vec2<f32>, ${wg}>;
+${o.perThread ? '' : `var<workgroup> scratch: array<vec2<f32>, ${wg}>;`}
 
 @compute @workgroup_size(${wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let task = wid.x + wid.y * nwg.x;
+${o.perThread
+    ? `fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let task = gid.x + gid.y * nwg.x * ${wg}u;
+  let lid = 0u;`
+    : `fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let task = wid.x + wid.y * nwg.x;`}
   if (task >= u.R * u.chunks) { return; }
   let r = task / u.chunks;
   let k = task % u.chunks;

@@ -113,6 +113,14 @@ describe('l2NormalizeChannels', () => {
   });
 });
 
+describe('many short groups (one invocation per group)', () => {
+  it('layerNorm, batchNorm and groupNorm with ≥ 512 groups', async () => {
+    await compareWithReference((x, w, b) => layerNorm(x, [6], w, b), [{ shape: [4, 130, 6] }, { shape: [6] }, { shape: [6] }], { rtol: 1e-3, atol: 1e-4 });
+    await compareWithReference(bn(true), [{ shape: [3, 520, 2] }, { shape: [520] }, { shape: [520] }], { rtol: 1e-3, atol: 1e-4 });
+    await compareWithReference((x, w) => groupNorm(x, 256, w, null), [{ shape: [2, 512, 3] }, { shape: [512] }], { rtol: 1e-3, atol: 1e-4 });
+  });
+});
+
 describe('memory', () => {
   it('forward + backward of every norm frees all temporaries (GPU)', async () => {
     const gpu = await gpuEngine();
