@@ -27,6 +27,6 @@ export * from './kernels/loss';
 export * from './kernels/optimizer';
 export * from './kernels/dropout';
 export { assign } from './engine/create';
-export { Module, type HostTensor, type LoadOptions, type LoadReport } from './models/module';
+export { Module, type LoadableTensor, type LoadOptions, type LoadReport } from './models/module';
 export * as layers from './models/layers';
 export * as init from './models/init';

@@ -6,11 +6,26 @@ import { formatShape, shapesEqual, type Shape } from '../engine/shape';
 import { keep } from '../engine/scope';
 import type { Tensor } from '../engine/tensor';
 
-/** A tensor on the host, as weight files hold them. */
-export interface HostTensor {
+/**
+ * A tensor on the host, as weight files hold them. Readers that keep raw f16/bf16 bits or int64 data
+ * provide `toFloat32()`, which loading uses for every dtype other than f32/f64.
+ */
+export interface LoadableTensor {
   shape: readonly number[];
-  data: ArrayLike<number>;
+  data: ArrayLike<number> | BigInt64Array;
   dtype?: string;
+  toFloat32?: () => Float32Array;
+}
+
+/** The name model code used first; same type. */
+export type HostTensor = LoadableTensor;
+
+function hostValues(src: LoadableTensor, key: string): ArrayLike<number> {
+  const plain = src.dtype === undefined || src.dtype === 'f32' || src.dtype === 'f64';
+  if (!plain && src.toFloat32) return src.toFloat32();
+  if (src.data instanceof BigInt64Array) return Float64Array.from(src.data, (v) => Number(v));
+  if (!plain) throw new ShapeError(`loadStateDict: ${key} has dtype ${src.dtype} and no conversion to float32`);
+  return src.data as ArrayLike<number>;
 }
 
 export interface LoadOptions {
@@ -106,7 +121,7 @@ export class Module {
   }
 
   /** Copies values into parameters and buffers; shapes must match exactly. */
-  loadStateDict(source: Map<string, HostTensor> | Record<string, HostTensor>, options: LoadOptions = {}): LoadReport {
+  loadStateDict(source: Map<string, LoadableTensor> | Record<string, LoadableTensor>, options: LoadOptions = {}): LoadReport {
     const strict = options.strict ?? true;
     const entries = source instanceof Map ? source : new Map(Object.entries(source));
     const own = this.stateDict();
@@ -124,7 +139,7 @@ export class Module {
       if (!src) continue;
       const shape = src.shape.length === 0 && t.rank === 0 ? [] : src.shape;
       if (!shapesEqual(shape, t.shape)) throw new ShapeError(`loadStateDict: ${key} has shape ${formatShape(src.shape)} in the file, ${formatShape(t.shape)} in the model`);
-      assign(t, src.data);
+      assign(t, hostValues(src, key));
       loaded++;
     }
     return { missing, unexpected, loaded };
