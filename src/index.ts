@@ -30,3 +30,4 @@ export { assign } from './engine/create';
 export { Module, type LoadableTensor, type LoadOptions, type LoadReport } from './models/module';
 export * as layers from './models/layers';
 export * as init from './models/init';
+export * from './models/io';
