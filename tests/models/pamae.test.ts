@@ -189,6 +189,35 @@ describe('PA-MAE', () => {
     });
   });
 
+  it('a training step with a drawn mask frees every temporary (GPU)', async () => {
+    const gpu = await gpuEngine();
+    const model = new PaMae(ctx(gpu), PAMAE_CONFIGS.tiny);
+    const input = npy('ecg.npy');
+    const t = npy('phase_target.npy');
+    const ecg = gpu.tensor(input.data, input.shape);
+    const target = gpu.tensor(t.data, t.shape);
+    const gen = new Generator(3);
+    const step = async () => {
+      const parts = tidy(() => {
+        const out = model.loss(ecg, target, { gen });
+        backward(out.loss);
+        return [out.loss, out.recon, out.phase];
+      });
+      const values = await Promise.all(parts.map((x) => x.item()));
+      parts.forEach((x) => x.dispose());
+      return values;
+    };
+    const first = await step();
+    expect(first[0]).toBeCloseTo(100 * first[1] + 10 * first[2], 3);
+    const live = gpu.memory().liveBytes;
+    await step();
+    // Parameter gradients accumulate in place; nothing else may survive the step.
+    expect(gpu.memory().liveBytes).toBe(live);
+    ecg.dispose();
+    target.dispose();
+    model.dispose();
+  });
+
   it('mask: one U(0,1) > ρ draw per (sample, position), shared by all channels', () => {
     const model = new PaMae(ctx(cpu), PAMAE_CONFIGS.tiny);
     const features = cpu.tensor(new Float64Array(2 * 4 * 2000).fill(1), [2, 4, 2000]);
