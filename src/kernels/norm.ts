@@ -218,6 +218,7 @@ interface NormPlan {
 function normalize(name: string, x: Tensor, plan: NormPlan, weightArg: Tensor | null, biasArg: Tensor | null, eps: number, fixed: { mean: Tensor; variance: Tensor } | null, running: RunningStats | null): Tensor {
   x.assertAlive();
   if (x.dtype !== 'f32') throw new ShapeError(`${name} expects f32 input, got ${x.dtype}`);
+  if (x.size === 0) throw new ShapeError(`${name}: cannot normalize an empty tensor ${formatShape(x.shape)}`);
   const weight = weightArg ? flatParam(weightArg, plan.channels, `${name} weight`) : null;
   const bias = biasArg ? flatParam(biasArg, plan.channels, `${name} bias`) : null;
   const xc = contiguous(x);
@@ -238,10 +239,10 @@ function normalize(name: string, x: Tensor, plan: NormPlan, weightArg: Tensor | 
   const inputs = [x, ...(weightArg ? [weightArg] : []), ...(biasArg ? [biasArg] : [])];
   const saved = [xc, mean, rstd, ...(weight ? [weight] : [])];
   const out = record(name, inputs, y, saved, (g, [sx, smean, srstd, sw]) => {
-    const grads = normBackward(plan, sx, contiguous(g), smean, srstd, sw ?? null, !!fixed);
+    const grads = normBackward(plan, sx, contiguous(g), smean, srstd, sw ?? null, !!fixed, !!(weightArg || biasArg));
     const result: (Tensor | null)[] = [grads.dx];
-    if (weightArg) result.push(reshape(grads.dw, weightArg.shape));
-    if (biasArg) result.push(reshape(grads.db, biasArg.shape));
+    if (weightArg) result.push(reshape(grads.dw!, weightArg.shape));
+    if (biasArg) result.push(reshape(grads.db!, biasArg.shape));
     return result;
   });
   // record() took its own handles on what it saves.
@@ -249,7 +250,8 @@ function normalize(name: string, x: Tensor, plan: NormPlan, weightArg: Tensor | 
   return out;
 }
 
-function normBackward(plan: NormPlan, x: Tensor, g: Tensor, mean: Tensor, rstd: Tensor, weight: Tensor | null, fixedStats: boolean): { dx: Tensor; dw: Tensor; db: Tensor } {
+/** dx, and (when `paramGrads`) dw and db per channel. */
+function normBackward(plan: NormPlan, x: Tensor, g: Tensor, mean: Tensor, rstd: Tensor, weight: Tensor | null, fixedStats: boolean, paramGrads: boolean): { dx: Tensor; dw: Tensor | null; db: Tensor | null } {
   const { map, stat, channels } = plan;
   if (x.backend.kind === 'cpu') {
     const r = normBackwardRef(x.toFloat64Sync(), g.toFloat64Sync(), mean.toFloat64Sync(), rstd.toFloat64Sync(), weight?.toFloat64Sync() ?? null, map, fixedStats);
@@ -264,6 +266,7 @@ function normBackward(plan: NormPlan, x: Tensor, g: Tensor, mean: Tensor, rstd: 
   const [n, c, s] = plan.dims;
   if (plan.kind === 'batch') {
     // Stat group == channel: one reduction gives db, dw and (times w) the sums the input gradient needs.
+    if (fixedStats && !paramGrads) return { dx: launchApply('fixed', x, map, mean, rstd, { g, weight }), dw: null, db: null };
     const sums = grad(stat, null);
     const dx = fixedStats
       ? launchApply('fixed', x, map, mean, rstd, { g, weight })
@@ -284,6 +287,7 @@ function normBackward(plan: NormPlan, x: Tensor, g: Tensor, mean: Tensor, rstd: 
   const rows = n;
   const sums = grad(stat, weight);
   const dx = launchApply('inside', x, map, mean, rstd, { g, weight, sums, count: stat.count });
+  if (!paramGrads) return { dx, dw: null, db: null };
   const cols = grad({ groups: c, count: rows, rInner: c, rInnerStride: 1, rOuterStride: 0, A: rows, strideA: c, B: 1, strideB: 0 }, null, false);
   return { dx, dw: column(cols, 1, [c]), db: column(cols, 0, [c]) };
 }
@@ -361,6 +365,7 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight:
 export function l2NormalizeChannels(x: Tensor, eps = 1e-10): Tensor {
   if (x.rank < 2) throw new ShapeError(`l2NormalizeChannels expects [N, C, *], got ${formatShape(x.shape)}`);
   if (x.dtype !== 'f32') throw new ShapeError(`l2NormalizeChannels expects f32, got ${x.dtype}`);
+  if (x.size === 0) throw new ShapeError(`l2NormalizeChannels: empty tensor ${formatShape(x.shape)}`);
   const [n, c] = x.shape;
   const s = numel(x.shape.slice(2));
   const run = (xc: Tensor, g: Tensor | null): Tensor => {
