@@ -1,5 +1,6 @@
 import type { Backend } from '../engine/backend';
-import { zeros, ones } from '../kernels/elementwise';
+import { addScalar, copyInto, zeros, ones } from '../kernels/elementwise';
+import { noGrad } from '../engine/autograd';
 import { linear as linearOp } from '../kernels/matmul';
 import { convNd } from '../kernels/conv';
 import { batchNorm, groupNorm, layerNorm } from '../kernels/norm';
@@ -70,10 +71,7 @@ export interface BatchNormLayerOptions {
   weightInit?: Init;
 }
 
-/**
- * torch.nn.BatchNorm{1,3}d with running statistics. num_batches_tracked exists for state-dict
- * compatibility only: it matters in PyTorch when momentum is None, which no model here uses.
- */
+/** torch.nn.BatchNorm{1,3}d with running statistics and num_batches_tracked, updated on the GPU. */
 export class BatchNorm extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor;
@@ -89,6 +87,13 @@ export class BatchNorm extends Module {
     this.numBatchesTracked = this.registerBuffer('num_batches_tracked', zeros(ctx.backend, []));
   }
   forward(x: Tensor): Tensor {
+    if (this.training) {
+      noGrad(() => {
+        const next = addScalar(this.numBatchesTracked, 1);
+        copyInto(this.backend, next, this.numBatchesTracked);
+        next.dispose();
+      });
+    }
     return batchNorm(x, this.runningMean, this.runningVar, this.weight, this.bias, {
       training: this.training,
       momentum: this.options.momentum ?? 0.1,

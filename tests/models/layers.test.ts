@@ -47,6 +47,11 @@ describe('layers', () => {
   it('state-dict names, order and shapes follow PyTorch', () => {
     const bn = new BatchNorm(ctx(cpu), 8);
     expect([...bn.stateDict().keys()]).toEqual(['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']);
+    bn.forward(cpu.tensor(randomValues(16), [2, 8])).dispose();
+    bn.forward(cpu.tensor(randomValues(16), [2, 8])).dispose();
+    expect(bn.numBatchesTracked.toFloat64Sync()[0]).toBe(2);
+    bn.eval().forward(cpu.tensor(randomValues(16), [2, 8])).dispose();
+    expect(bn.numBatchesTracked.toFloat64Sync()[0]).toBe(2);
     const seq = new Sequential(cpu.backend, new Linear(ctx(cpu), 4, 3), (x: Tensor) => x, new Linear(ctx(cpu), 3, 2, { bias: false }));
     expect([...seq.stateDict().entries()].map(([k, t]) => `${k}:${t.shape}`)).toEqual(['0.weight:3,4', '0.bias:3', '2.weight:2,3']);
     expect(seq.numParameters()).toBe(12 + 3 + 6);
