@@ -10,7 +10,7 @@ import type { Tensor } from '../engine/tensor';
 import { add, clamp, exp, mul, mulScalar, silu } from '../kernels/elementwise';
 import { gaussianKl } from '../kernels/loss';
 import { randn, type Generator } from '../kernels/random';
-import { split } from '../kernels/views';
+import { reshape, split } from '../kernels/views';
 import { Module, type HostTensor, type LoadOptions, type LoadReport } from './module';
 import { Conv, GroupNorm, conv3d, type InitContext } from './layers';
 import { AttnBlock3D, Downsample3D, ModuleList, ResnetBlock3D, Upsample3D, normalize, type BlockSettings } from './vae3d-blocks';
@@ -204,8 +204,9 @@ export class DiagonalGaussian {
   sample(gen: Generator): Tensor {
     return tidy(() => add(this.mean, mul(this.std, randn(this.mean.backend, this.mean.shape, gen))));
   }
+  /** μ as a new handle that stays on the autograd graph (share() would drop the history). */
   mode(): Tensor {
-    return this.mean.share();
+    return reshape(this.mean, this.mean.shape);
   }
   /** Per-sample KL to N(0, I): ½ Σ (μ² + σ² − 1 − log σ²) over all non-batch elements → [B]. */
   kl(): Tensor {
