@@ -3,8 +3,9 @@
  * (non-contiguous and broadcast views need no copy) and iterates a flat index over the broadcast shape.
  *
  * Modes:
- *   partial: each workgroup grid-strides over the elements, sums the per-element loss and writes one
- *            partial sum (a second tiny dispatch, `finishSumShader`, adds the partials and scales);
+ *   partial: invocations grid-stride over the elements summing the per-element loss; each workgroup
+ *            (or, on CPU adapters, each invocation) writes one partial sum, and a second tiny dispatch,
+ *            `finishSumShader`, adds the partials and scales;
  *   map:     writes the per-element loss (reduction 'none');
  *   grad:    writes d(loss)/d(input) = g[i] · scale · ∂f/∂input for the inputs that need it.
  * Map, grad and interpolation kernels grid-stride over the elements with a device-sized number of
@@ -81,6 +82,9 @@ export interface PointwiseShaderOptions {
   gradB: boolean;
   /** grad mode: the upstream gradient is one value (a reduced loss). */
   scalarGrad: boolean;
+  /** partial mode: one partial per workgroup via workgroup memory (GPUs), else one per invocation
+   *  with no barriers (CPU adapters, where barriers are costly coroutine switches). */
+  treeReduce: boolean;
   workgroupSize: number;
 }
 
@@ -102,7 +106,7 @@ export function pointwiseLossShader(o: PointwiseShaderOptions): string {
   if (o.mode === 'partial') {
     return `${STRIDED_UNIFORMS}
 ${decls}
-var<workgroup> scratch: array<f32, ${wg}>;
+${o.treeReduce ? `var<workgroup> scratch: array<f32, ${wg}>;` : ''}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   var acc = 0.0;
@@ -110,13 +114,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     ${load}
     acc += ${e.value};
   }
-  scratch[lid] = acc;
+  ${
+    o.treeReduce
+      ? `scratch[lid] = acc;
   workgroupBarrier();
   for (var t = ${wg / 2}u; t > 0u; t = t >> 1u) {
     if (lid < t) { scratch[lid] += scratch[lid + t]; }
     workgroupBarrier();
   }
-  if (lid == 0u) { partials[wid.x] = scratch[0]; }
+  if (lid == 0u) { partials[wid.x] = scratch[0]; }`
+      : `partials[wid.x * ${wg}u + lid] = acc;`
+  }
 }
 `;
   }

@@ -15,6 +15,9 @@ const WORKGROUP = 256;
 /** Grid-stride workgroup caps (measured on lavapipe, 2 cores: fewer, longer-running groups win). */
 const GRID_GROUPS_CPU = 64;
 const GRID_GROUPS_GPU = 4096;
+/** Barrier-free partial sums on CPU adapters: one partial per invocation of a few small groups. */
+const FLAT_PARTIAL_WORKGROUP = 64;
+const FLAT_PARTIAL_GROUPS = 16;
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -86,10 +89,11 @@ const needsGrad = (t: Tensor | undefined) => !!t && (t.requiresGrad || t.gradNod
 
 // ---- the fused pointwise kernels -----------------------------------------------------------------
 
-function pointwiseProgram(op: PointwiseLoss, mode: LossMode, contiguous: boolean, gradA: boolean, gradB: boolean, scalarGrad: boolean, inputs: number, outputs: number) {
+function pointwiseProgram(op: PointwiseLoss, mode: LossMode, contiguous: boolean, gradA: boolean, gradB: boolean, scalarGrad: boolean, inputs: number, outputs: number, treeReduce = true) {
+  const workgroupSize = treeReduce ? WORKGROUP : FLAT_PARTIAL_WORKGROUP;
   return {
-    key: `loss:${op}:${mode}:${contiguous ? 'c' : 's'}:${gradA ? 'a' : ''}${gradB ? 'b' : ''}:${scalarGrad ? 'g1' : 'gn'}`,
-    source: () => pointwiseLossShader({ op, mode, contiguous, gradA, gradB, scalarGrad, workgroupSize: WORKGROUP }),
+    key: `loss:${op}:${mode}:${contiguous ? 'c' : 's'}:${gradA ? 'a' : ''}${gradB ? 'b' : ''}:${scalarGrad ? 'g1' : 'gn'}:${treeReduce ? 't' : 'f'}`,
+    source: () => pointwiseLossShader({ op, mode, contiguous, gradA, gradB, scalarGrad, treeReduce, workgroupSize }),
     inputs,
     outputs,
   };
@@ -107,15 +111,17 @@ function pointwiseSum(op: PointwiseLoss, inputs: Tensor[], shape: Shape, scale: 
   }
   const views = inputs.map((t) => broadcastView(t, shape));
   const contiguous = views.every((v) => isPlainContiguous(v, shape));
-  const groups = gridGroups(backend, n);
-  const partials = empty(backend, [groups], 'f32');
-  backend.ctx.dispatch(pointwiseProgram(op, 'partial', contiguous, false, false, false, views.length, 1), {
+  const tree = !backend.ctx.caps.software;
+  const groups = tree ? gridGroups(backend, n) : Math.max(1, Math.min(FLAT_PARTIAL_GROUPS, Math.ceil(n / (FLAT_PARTIAL_WORKGROUP * 4))));
+  const count = tree ? groups : groups * FLAT_PARTIAL_WORKGROUP;
+  const partials = empty(backend, [count], 'f32');
+  backend.ctx.dispatch(pointwiseProgram(op, 'partial', contiguous, false, false, false, views.length, 1, tree), {
     inputs: views.map(gpuBuffer),
     outputs: [gpuBuffer(partials)],
     uniforms: stridedUniforms(shape, views, groups, 1),
     workgroups: [groups],
   });
-  launchFinishSum(backend, gpuBuffer(partials), 0, groups, gpuBuffer(out), scale, false);
+  launchFinishSum(backend, gpuBuffer(partials), 0, count, gpuBuffer(out), scale, false);
   partials.dispose();
   return out;
 }
