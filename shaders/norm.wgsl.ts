@@ -162,6 +162,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
  *             dx = rstd[s]·w[c]·(g − S1[s]/n − x̂·S2[s]/n)   ('outside': stat group == channel, sums without w)
  *             dx = rstd[s]·w[c]·g                            ('fixed': statistics are constants, eval BatchNorm)
  */
+/** Elements per invocation in the normalize / input-gradient pass. */
+export const APPLY_RUN = 8;
+
 export function normApplyShader(o: { backward: 'none' | 'inside' | 'outside' | 'fixed'; weighted: boolean; biased: boolean; workgroupSize: number }): string {
   const wg = o.workgroupSize;
   const names: string[] = o.backward === 'none' ? ['x', 'meanBuf', 'rstdBuf'] : ['x', 'g', 'meanBuf', 'rstdBuf'];
@@ -187,11 +190,21 @@ ${bindings}
 
 @compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * ${wg}u;
-  if (i >= u.n) { return; }
-  let s = (i / u.statDiv) % u.statMod;
-  let c = (i / u.chanDiv) % u.chanMod;
-  ${body}
+  // ${APPLY_RUN} consecutive elements per invocation: the stat group and channel are divided out once and then
+  // stepped (integer division is scalarized on CPU Vulkan and dominated this memory-bound pass).
+  let first = (gid.x + gid.y * nwg.x * ${wg}u) * ${APPLY_RUN}u;
+  if (first >= u.n) { return; }
+  var rs = first % u.statDiv;
+  var s = (first / u.statDiv) % u.statMod;
+  var rc = first % u.chanDiv;
+  var c = (first / u.chanDiv) % u.chanMod;
+  for (var i = first; i < min(first + ${APPLY_RUN}u, u.n); i++) {
+    ${body}
+    rs++;
+    if (rs == u.statDiv) { rs = 0u; s++; if (s == u.statMod) { s = 0u; } }
+    rc++;
+    if (rc == u.chanDiv) { rc = 0u; c++; if (c == u.chanMod) { c = 0u; } }
+  }
 }
 `;
 }

@@ -5,7 +5,7 @@ import { ShapeError } from '../engine/errors';
 import { formatShape, numel } from '../engine/shape';
 import type { Tensor } from '../engine/tensor';
 import { UniformWriter } from '../engine/uniforms';
-import { l2NormalizeShader, normApplyShader, normFinalizeShader, normReduceShader } from '../../shaders/norm.wgsl';
+import { APPLY_RUN, l2NormalizeShader, normApplyShader, normFinalizeShader, normReduceShader } from '../../shaders/norm.wgsl';
 import { l2NormalizeRef, normApplyRef, normBackwardRef, normStatsRef, type NormIndexMap } from './reference/norm';
 import { add, mul, rsqrt } from './elementwise';
 import { reduceRaw } from './reduce';
@@ -179,7 +179,7 @@ function launchApply(mode: ApplyMode, x: Tensor, map: NormIndexMap, mean: Tensor
       inputs: inputs.length,
       outputs: 1,
     },
-    { inputs: inputs.map(buf), outputs: [buf(out)], uniforms, workgroups: grid(x.backend, Math.ceil(x.size / WORKGROUP)) },
+    { inputs: inputs.map(buf), outputs: [buf(out)], uniforms, workgroups: grid(x.backend, Math.ceil(x.size / (WORKGROUP * APPLY_RUN))) },
   );
   return out;
 }
