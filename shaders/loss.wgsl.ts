@@ -14,6 +14,8 @@
  */
 export type PointwiseLoss = 'mse' | 'l1' | 'hinge_real' | 'hinge_fake' | 'kl';
 export type LossMode = 'partial' | 'map' | 'grad';
+/** scalar: one value (a reduced loss); contiguous: plain row-major; strided: anything else. */
+export type GradLayout = 'scalar' | 'contiguous' | 'strided';
 
 /** Inputs each loss reads (a, then b). */
 export const LOSS_ARITY: Record<PointwiseLoss, 1 | 2> = { mse: 2, l1: 2, hinge_real: 1, hinge_fake: 1, kl: 2 };
@@ -46,11 +48,12 @@ function lossExpressions(op: PointwiseLoss): { value: string; gradA: string; gra
 }
 
 /**
- * Uniform block shared by the strided kernels: element count, rank, a scale, the broadcast shape,
- * strides of up to four read inputs (two vec4 each) and their element offsets.
+ * Uniform block shared by the strided kernels: element count, rank, partial-sum groups, elements per
+ * leading index (`inner`), a scale, the broadcast shape, strides of up to four read inputs (two vec4
+ * each) and their element offsets.
  */
 export const STRIDED_UNIFORMS = `struct Params {
-  n: u32, rank: u32, groups: u32, pad0: u32,
+  n: u32, rank: u32, groups: u32, inner: u32,
   scale: f32, pad1: f32, pad2: f32, pad3: f32,
   shape: array<vec4<u32>, 2>,
   strides: array<vec4<u32>, 8>,
@@ -80,8 +83,8 @@ export interface PointwiseShaderOptions {
   contiguous: boolean;
   gradA: boolean;
   gradB: boolean;
-  /** grad mode: the upstream gradient is one value (a reduced loss). */
-  scalarGrad: boolean;
+  /** grad mode: how the upstream gradient is laid out over the broadcast shape. */
+  gradLayout: GradLayout;
   /** partial mode: one partial per workgroup via workgroup memory (GPUs), else one per invocation
    *  with no barriers (CPU adapters, where barriers are costly coroutine switches). */
   treeReduce: boolean;
@@ -128,8 +131,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 `;
   }
-  // A scalar upstream gradient (reductions 'mean'/'sum') is read once, not through the index arithmetic.
-  const gRead = o.scalarGrad ? `gIn[u.offsets[${gIndex}]]` : `gIn[stridedOffset(i, ${gIndex}, false)]`;
+  // A scalar upstream gradient (reductions 'mean'/'sum') skips the index arithmetic.
+  const gRead = o.gradLayout === 'scalar' ? `gIn[u.offsets[${gIndex}]]` : `gIn[stridedOffset(i, ${gIndex}, ${o.gradLayout === 'contiguous'})]`;
   const body =
     o.mode === 'map'
       ? `out[i] = ${e.value};`
@@ -176,9 +179,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 
 /**
  * Rectified-flow interpolation in one pass: x_t = (1 − t)·x0 + t·x1 and the target velocity x1 − x0,
- * with t read through a broadcast view (one value per sample).
+ * with t read through a broadcast view (`tPerSample`: one value per leading index, read without the
+ * general index arithmetic).
  */
-export function flowInterpolateShader(o: { contiguous: boolean; workgroupSize: number }): string {
+export function flowInterpolateShader(o: { contiguous: boolean; tPerSample: boolean; workgroupSize: number }): string {
   const wg = o.workgroupSize;
   const c = o.contiguous ? 'true' : 'false';
   return `${STRIDED_UNIFORMS}
@@ -192,7 +196,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   for (var i = gid.x; i < u.n; i += nwg.x * ${wg}u) {
     let x0 = x0In[stridedOffset(i, 0u, ${c})];
     let x1 = x1In[stridedOffset(i, 1u, ${c})];
-    let t = tIn[stridedOffset(i, 2u, false)];
+    let t = ${o.tPerSample ? 'tIn[u.offsets[2] + (i / u.inner) * u.strides[4].x]' : 'tIn[stridedOffset(i, 2u, false)]'};
     xt[i] = (1.0 - t) * x0 + t * x1;
     velocity[i] = x1 - x0;
   }

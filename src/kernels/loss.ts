@@ -5,7 +5,7 @@ import { ShapeError } from '../engine/errors';
 import { broadcastShapes, contiguousStrides, numel, type Shape } from '../engine/shape';
 import type { StridedView, Tensor } from '../engine/tensor';
 import { MAX_RANK, UniformWriter } from '../engine/uniforms';
-import { finishSumShader, flowInterpolateShader, LOSS_ARITY, pointwiseLossShader, type LossMode, type PointwiseLoss } from '../../shaders/loss.wgsl';
+import { finishSumShader, flowInterpolateShader, LOSS_ARITY, pointwiseLossShader, type GradLayout, type LossMode, type PointwiseLoss } from '../../shaders/loss.wgsl';
 import { flowInterpolateRef, pointwiseLossGradRef, pointwiseLossMapRef, pointwiseLossSumRef } from './reference/loss';
 import { add, broadcastView, cast, mapOp, mulScalar, neg, relu, sub } from './elementwise';
 import { mean, std, sum, sumToShape } from './reduce';
@@ -30,12 +30,13 @@ function isPlainContiguous(v: StridedView, shape: Shape): boolean {
 
 /** Uniforms of the strided kernels (STRIDED_UNIFORMS): views must already be broadcast to `shape`. */
 function stridedUniforms(shape: Shape, views: readonly StridedView[], groups: number, scale: number): Uint32Array {
+  const inner = shape.length > 0 && shape[0] > 0 ? numel(shape) / shape[0] : 1;
   if (shape.length > MAX_RANK) throw new ShapeError(`rank ${shape.length} exceeds the supported ${MAX_RANK}`);
   if (views.length > 4) throw new Error('strided kernels read at most four inputs');
   const strides: number[] = [];
   for (const v of views) for (let d = 0; d < 8; d++) strides.push(d < v.strides.length ? v.strides[d] : 0);
   return new UniformWriter()
-    .u32(numel(shape), shape.length, groups, 0)
+    .u32(numel(shape), shape.length, groups, inner)
     .f32(scale, 0, 0, 0)
     .u32Array(shape, 2, 1)
     .u32Array(strides, 8)
@@ -89,11 +90,11 @@ const needsGrad = (t: Tensor | undefined) => !!t && (t.requiresGrad || t.gradNod
 
 // ---- the fused pointwise kernels -----------------------------------------------------------------
 
-function pointwiseProgram(op: PointwiseLoss, mode: LossMode, contiguous: boolean, gradA: boolean, gradB: boolean, scalarGrad: boolean, inputs: number, outputs: number, treeReduce = true) {
+function pointwiseProgram(op: PointwiseLoss, mode: LossMode, contiguous: boolean, gradA: boolean, gradB: boolean, gradLayout: GradLayout, inputs: number, outputs: number, treeReduce = true) {
   const workgroupSize = treeReduce ? WORKGROUP : FLAT_PARTIAL_WORKGROUP;
   return {
-    key: `loss:${op}:${mode}:${contiguous ? 'c' : 's'}:${gradA ? 'a' : ''}${gradB ? 'b' : ''}:${scalarGrad ? 'g1' : 'gn'}:${treeReduce ? 't' : 'f'}`,
-    source: () => pointwiseLossShader({ op, mode, contiguous, gradA, gradB, scalarGrad, treeReduce, workgroupSize }),
+    key: `loss:${op}:${mode}:${contiguous ? 'c' : 's'}:${gradA ? 'a' : ''}${gradB ? 'b' : ''}:${gradLayout}:${treeReduce ? 't' : 'f'}`,
+    source: () => pointwiseLossShader({ op, mode, contiguous, gradA, gradB, gradLayout, treeReduce, workgroupSize }),
     inputs,
     outputs,
   };
@@ -115,7 +116,7 @@ function pointwiseSum(op: PointwiseLoss, inputs: Tensor[], shape: Shape, scale: 
   const groups = tree ? gridGroups(backend, n) : Math.max(1, Math.min(FLAT_PARTIAL_GROUPS, Math.ceil(n / (FLAT_PARTIAL_WORKGROUP * 4))));
   const count = tree ? groups : groups * FLAT_PARTIAL_WORKGROUP;
   const partials = empty(backend, [count], 'f32');
-  backend.ctx.dispatch(pointwiseProgram(op, 'partial', contiguous, false, false, false, views.length, 1, tree), {
+  backend.ctx.dispatch(pointwiseProgram(op, 'partial', contiguous, false, false, 'strided', views.length, 1, tree), {
     inputs: views.map(gpuBuffer),
     outputs: [gpuBuffer(partials)],
     uniforms: stridedUniforms(shape, views, groups, 1),
@@ -138,7 +139,7 @@ function pointwiseMap(op: PointwiseLoss, inputs: Tensor[], shape: Shape): Tensor
   }
   const views = inputs.map((t) => broadcastView(t, shape));
   const contiguous = views.every((v) => isPlainContiguous(v, shape));
-  backend.ctx.dispatch(pointwiseProgram(op, 'map', contiguous, false, false, false, views.length, 1), {
+  backend.ctx.dispatch(pointwiseProgram(op, 'map', contiguous, false, false, 'strided', views.length, 1), {
     inputs: views.map(gpuBuffer),
     outputs: [gpuBuffer(out)],
     uniforms: stridedUniforms(shape, views, 0, 1),
@@ -165,8 +166,8 @@ function pointwiseGrad(op: PointwiseLoss, inputs: readonly Tensor[], g: Tensor, 
   const contiguous = views.every((v) => isPlainContiguous(v, shape));
   const outs = [da, db].filter((t): t is Tensor => t !== null);
   const gView = broadcastView(g, shape);
-  const scalarGrad = gView.strides.every((st) => st === 0);
-  backend.ctx.dispatch(pointwiseProgram(op, 'grad', contiguous, wantA, wantB, scalarGrad, views.length + 1, outs.length), {
+  const gradLayout: GradLayout = gView.strides.every((st) => st === 0) ? 'scalar' : isPlainContiguous(gView, shape) ? 'contiguous' : 'strided';
+  backend.ctx.dispatch(pointwiseProgram(op, 'grad', contiguous, wantA, wantB, gradLayout, views.length + 1, outs.length), {
     inputs: [...views, gView].map(gpuBuffer),
     outputs: outs.map(gpuBuffer),
     uniforms: stridedUniforms(shape, [...views, gView], 0, scale),
@@ -301,8 +302,9 @@ export function flowInterpolate(x0: Tensor, x1: Tensor, t: Tensor): { xt: Tensor
   } else if (numel(shape) > 0) {
     const views = [a, b, tt].map((v) => broadcastView(v, shape));
     const contiguous = isPlainContiguous(views[0], shape) && isPlainContiguous(views[1], shape);
+    const tPerSample = views[2].strides.every((st, d) => d === 0 || st === 0);
     backend.ctx.dispatch(
-      { key: `loss:flow:${contiguous ? 'c' : 's'}`, source: () => flowInterpolateShader({ contiguous, workgroupSize: WORKGROUP }), inputs: 3, outputs: 2 },
+      { key: `loss:flow:${contiguous ? 'c' : 's'}:${tPerSample ? 't1' : 'tn'}`, source: () => flowInterpolateShader({ contiguous, tPerSample, workgroupSize: WORKGROUP }), inputs: 3, outputs: 2 },
       { inputs: views.map(gpuBuffer), outputs: [gpuBuffer(xt), gpuBuffer(target)], uniforms: stridedUniforms(shape, views, 0, 1), workgroups: [gridGroups(backend, numel(shape))] },
     );
   }

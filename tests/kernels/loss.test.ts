@@ -3,6 +3,7 @@ import type { Tensor } from '../../src/engine/tensor';
 import { backward } from '../../src/engine/autograd';
 import { flowInterpolate, gaussianKl, hingeDiscriminatorLoss, hingeGeneratorLoss, l1Loss, mseLoss, pixelOutlierPenalty, rectifiedFlowLoss } from '../../src/kernels/loss';
 import { add, mul, mulScalar } from '../../src/kernels/elementwise';
+import { transpose } from '../../src/kernels/views';
 import { compareWithReference, cpu, gpuEngine, gradCheck, randomValues, releaseGpu } from '../helpers/oracle';
 
 afterAll(releaseGpu);
@@ -25,6 +26,10 @@ describe('mseLoss / l1Loss', () => {
     it(`${name}: non-contiguous and broadcast inputs on the GPU`, async () => {
       await compareWithReference((a, b) => fn(a, b), [{ shape: [4, 3, 5], permuted: [2, 0, 1] }, { shape: [3, 1] }]);
       await compareWithReference((a, b) => fn(a, b, 'none'), [{ shape: [4, 3, 5], permuted: [1, 2, 0] }, { shape: [5] }]);
+    });
+    it(`${name} none: a strided upstream gradient`, async () => {
+      // The transpose makes the gradient reaching the loss a non-contiguous view.
+      await compareWithReference((a, b) => transpose(fn(a, b, 'none'), 0, 2), [{ shape: [2, 3, 4] }, { shape: [2, 3, 4] }]);
     });
     it(`${name}: size-1 input`, async () => {
       await compareWithReference((a, b) => fn(a, b), [{ shape: [1] }, { shape: [1] }]);
@@ -142,6 +147,9 @@ describe('rectified flow', () => {
   });
   it('flowInterpolate: gradCheck incl. t', async () => {
     await gradCheck(interp, [{ shape: [2, 3] }, { shape: [2, 3] }, spread([2], 9, 0, 1)]);
+  });
+  it('flowInterpolate: t broadcast along another dim (general strided path)', async () => {
+    await compareWithReference(interp, [{ shape: [2, 3] }, { shape: [2, 3] }, spread([1, 3], 6, 0, 1)]);
   });
   it('flowInterpolate: broadcast template source', async () => {
     await compareWithReference(interp, [{ shape: [1, 2, 1, 3] }, { shape: [2, 2, 4, 3] }, spread([2], 4, 0, 1)]);
