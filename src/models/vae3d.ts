@@ -14,7 +14,8 @@ import { reshape, split } from '../kernels/views';
 import { Module, type HostTensor, type LoadOptions, type LoadReport } from './module';
 import { Conv, GroupNorm, conv3d, type InitContext } from './layers';
 import { AttnBlock3D, Downsample3D, ModuleList, ResnetBlock3D, Upsample3D, normalize, type BlockSettings } from './vae3d-blocks';
-import { PATCHGAN_CONFIGS, type PatchGan3dConfig } from './discriminator3d';
+import { PATCHGAN_CHECKPOINT_PREFIX, PATCHGAN_CONFIGS, type PatchGan3dConfig } from './discriminator3d';
+import { LPIPS_CHECKPOINT_PREFIX } from './lpips';
 
 export interface Vae3dConfig {
   inChannels: number;
@@ -228,6 +229,22 @@ export interface VaeForwardOptions {
 
 /** True for the checkpoint keys of the reference's training wrapper (LPIPS, discriminator, logvar). */
 export const isVaeLossKey = (key: string): boolean => key.startsWith('loss.');
+
+/**
+ * Splits a reference VAE checkpoint state dict into the VAE's own keys, the discriminator's
+ * (loss.discriminator.* → main.*, for PatchGan3d) and the perceptual loss's (loss.perceptual_loss.* → for
+ * Lpips.loadWeights); whatever else is under loss. (loss.logvar) lands in `other`.
+ */
+export function splitVaeCheckpoint<T>(source: Map<string, T>): { vae: Map<string, T>; discriminator: Map<string, T>; perceptual: Map<string, T>; other: Map<string, T> } {
+  const parts = { vae: new Map<string, T>(), discriminator: new Map<string, T>(), perceptual: new Map<string, T>(), other: new Map<string, T>() };
+  for (const [key, value] of source) {
+    if (key.startsWith(PATCHGAN_CHECKPOINT_PREFIX)) parts.discriminator.set(key.slice(PATCHGAN_CHECKPOINT_PREFIX.length), value);
+    else if (key.startsWith(LPIPS_CHECKPOINT_PREFIX)) parts.perceptual.set(key.slice(LPIPS_CHECKPOINT_PREFIX.length), value);
+    else if (isVaeLossKey(key)) parts.other.set(key, value);
+    else parts.vae.set(key, value);
+  }
+  return parts;
+}
 
 export class VAE3d extends Module {
   readonly encoder: Encoder3D;

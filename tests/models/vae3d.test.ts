@@ -14,7 +14,8 @@ function npy(name: string): { data: Float32Array; shape: number[] } {
   const a = readNpy(new Uint8Array(readFileSync(new URL(`${name}.npy`, golden))), name);
   return { data: toFloat32(a.data), shape: [...a.shape] };
 }
-function pthStateDict(name: string): Map<string, HostTensor> {
+/** Float32 copies (num_batches_tracked is int64 in the file). */
+function pthStateDict(name: string): Map<string, { shape: number[]; data: Float32Array }> {
   const sd = extractStateDict(readPth(new Uint8Array(readFileSync(new URL(name, golden))), { name }));
   return new Map([...sd].map(([k, t]) => [k, { shape: t.shape, data: t.toFloat32() }]));
 }
@@ -96,7 +97,7 @@ describe('VAE3d', () => {
       expect(keys).toContain(k);
     }
     expect(keys.some((k) => k.startsWith('decoder.up.0.upsample') || k.startsWith('encoder_3d.down.1.downsample'))).toBe(false);
-    const checkpoint = new Map(weights);
+    const checkpoint = new Map<string, HostTensor>(weights);
     checkpoint.set('loss.logvar', { shape: [], data: [0] });
     checkpoint.set('loss.discriminator.main.0.weight', { shape: [4, 1, 4, 4, 4], data: new Float32Array(256) });
     expect(isVaeLossKey('loss.perceptual_loss.lin0.model.1.weight')).toBe(true);
