@@ -8,8 +8,12 @@
  * Its backward gathers, for each input i, from the outputs whose i0 is i − 1 or i (the last input also takes
  * every output clamped onto it).
  */
+/** Consecutive W positions per invocation in the nearest kernels (indices are stepped, not divided). */
+export const NEAREST_RUN = 8;
+
 export function nearestShader(o: { backward: boolean; workgroupSize: number }): string {
   const wg = o.workgroupSize;
+  const run = NEAREST_RUN;
   const head = `struct Params { planes: u32, D: u32, H: u32, W: u32, sD: u32, sH: u32, sW: u32, srcOffset: u32 };
 @group(0) @binding(0) var<uniform> u: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -22,32 +26,45 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let oH = u.H * u.sH;
   let oW = u.W * u.sW;`;
   if (!o.backward) {
+    // One run of output columns [w0, w0 + run) of one output row (plane, od, oh).
     return `${head}
-  if (t >= u.planes * oD * oH * oW) { return; }
-  let plane = t / (oD * oH * oW);
-  let r = t % (oD * oH * oW);
-  let d = (r / (oH * oW)) / u.sD;
-  let h = ((r / oW) % oH) / u.sH;
-  let w = (r % oW) / u.sW;
-  dst[t] = src[u.srcOffset + ((plane * u.D + d) * u.H + h) * u.W + w];
+  let runs = (oW + ${run - 1}u) / ${run}u;
+  if (t >= u.planes * oD * oH * runs) { return; }
+  let row = t / runs;
+  let w0 = (t % runs) * ${run}u;
+  let oh = row % oH;
+  let od = (row / oH) % oD;
+  let plane = row / (oH * oD);
+  let srcRow = u.srcOffset + ((plane * u.D + od / u.sD) * u.H + oh / u.sH) * u.W;
+  var w = w0 / u.sW;
+  var rw = w0 % u.sW;
+  for (var ow = w0; ow < min(w0 + ${run}u, oW); ow++) {
+    dst[row * oW + ow] = src[srcRow + w];
+    rw++;
+    if (rw == u.sW) { rw = 0u; w++; }
+  }
 }
 `;
   }
+  // One run of input columns of one input row (plane, d, h): each sums its sD × sH × sW block of gradients.
   return `${head}
-  if (t >= u.planes * u.D * u.H * u.W) { return; }
-  let plane = t / (u.D * u.H * u.W);
-  let r = t % (u.D * u.H * u.W);
-  let d = r / (u.H * u.W);
-  let h = (r / u.W) % u.H;
-  let w = r % u.W;
-  var acc = 0.0;
-  for (var a = 0u; a < u.sD; a++) {
-    for (var b = 0u; b < u.sH; b++) {
-      let row = ((plane * oD + d * u.sD + a) * oH + h * u.sH + b) * oW + w * u.sW;
-      for (var c = 0u; c < u.sW; c++) { acc += src[u.srcOffset + row + c]; }
+  let runs = (u.W + ${run - 1}u) / ${run}u;
+  if (t >= u.planes * u.D * u.H * runs) { return; }
+  let row = t / runs;
+  let w0 = (t % runs) * ${run}u;
+  let h = row % u.H;
+  let d = (row / u.H) % u.D;
+  let plane = row / (u.H * u.D);
+  for (var w = w0; w < min(w0 + ${run}u, u.W); w++) {
+    var acc = 0.0;
+    for (var a = 0u; a < u.sD; a++) {
+      for (var b = 0u; b < u.sH; b++) {
+        let base = u.srcOffset + ((plane * oD + d * u.sD + a) * oH + h * u.sH + b) * oW + w * u.sW;
+        for (var c = 0u; c < u.sW; c++) { acc += src[base + c]; }
+      }
     }
+    dst[row * u.W + w] = acc;
   }
-  dst[t] = acc;
 }
 `;
 }

@@ -5,7 +5,7 @@ import { ShapeError } from '../engine/errors';
 import { formatShape, numel } from '../engine/shape';
 import type { Tensor } from '../engine/tensor';
 import { UniformWriter } from '../engine/uniforms';
-import { linearShader, nearestShader } from '../../shaders/resample.wgsl';
+import { linearShader, NEAREST_RUN, nearestShader } from '../../shaders/resample.wgsl';
 import { linearAxisRef, nearestRef } from './reference/resample';
 import { contiguous } from './views';
 
@@ -35,7 +35,13 @@ function nearestPass(src: Tensor, planes: number, dims: number[], scales: number
   }
   src.backend.ctx.dispatch(
     { key: `nearest:${backward ? 'bwd' : 'fwd'}`, source: () => nearestShader({ backward, workgroupSize: WORKGROUP }), inputs: 1, outputs: 1 },
-    { inputs: [buf(src)], outputs: [buf(out)], uniforms: new UniformWriter().u32(planes, ...dims, ...scales, src.offset).finish(), workgroups: grid(out, out.size) },
+    {
+      inputs: [buf(src)],
+      outputs: [buf(out)],
+      uniforms: new UniformWriter().u32(planes, ...dims, ...scales, src.offset).finish(),
+      // One invocation per run of NEAREST_RUN columns of an output (forward) or input (backward) row.
+      workgroups: grid(out, (out.size / out.shape[out.rank - 1]) * Math.ceil(out.shape[out.rank - 1] / NEAREST_RUN)),
+    },
   );
   return out;
 }
