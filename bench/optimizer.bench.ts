@@ -58,6 +58,17 @@ export async function run(engine: Engine, options: { quick: boolean }): Promise<
   // Per element: read g, p, (m, v); write p, (m, v).
   rows.push(row({ suite: SUITE, name: 'AdamW step (tfjs: Adam, no decay)', shape: label, ms: adamMs, gbps: (total * 28) / adamMs / 1e6, tfjsMs: tfAdamMs }));
 
+  // The same element count as one tensor: what a concatenated multi-tensor update could at best save.
+  const flat = randn(backend, [total], gen, 0, 0.02);
+  flat.requiresGrad = true;
+  flat.grad = randn(backend, [total], gen, 0, 1e-3);
+  const flatOpt = new AdamW([flat], { lr: 1e-4, weightDecay: 1e-4 });
+  const flatMs = await timeGpu(engine, () => flatOpt.step());
+  rows.push(row({ suite: SUITE, name: 'AdamW step, one concatenated tensor', shape: `1 tensor, ${(total / 1e6).toFixed(2)}M params`, ms: flatMs, gbps: (total * 28) / flatMs / 1e6 }));
+  flatOpt.zeroGrad();
+  flatOpt.dispose();
+  flat.dispose();
+
   // maxNorm large: the gradients keep their values across repetitions.
   const clipMs = await timeGpu(engine, () => clipGradNorm(params, 1e9));
   let tfClipMs: number | undefined;

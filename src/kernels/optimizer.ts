@@ -339,7 +339,7 @@ export class GradScaler {
 
   /** loss × scale (differentiable). */
   scale(loss: Tensor): Tensor {
-    return this.enabled ? mulScalar(loss, this.scaleValue) : loss.share();
+    return mulScalar(loss, this.enabled ? this.scaleValue : 1);
   }
 
   /**

@@ -3,7 +3,11 @@ import type { Engine } from '../../src/engine/engine';
 import type { Tensor } from '../../src/engine/tensor';
 import { AdamW, clipGradNorm, cosineLr, GradScaler } from '../../src/kernels/optimizer';
 import { adamwStepRef, clipGradNormRef, cosineAnnealingRecursiveRef, type AdamWHyper } from '../../src/kernels/reference/optimizer';
-import { permute } from '../../src/kernels/views';
+import { permute, transpose } from '../../src/kernels/views';
+import { backward } from '../../src/engine/autograd';
+import { tidy } from '../../src/engine/scope';
+import { matmul } from '../../src/kernels/matmul';
+import { mseLoss } from '../../src/kernels/loss';
 import { cpu, expectClose, gpuEngine, randomValues, releaseGpu } from '../helpers/oracle';
 
 afterAll(releaseGpu);
@@ -213,5 +217,37 @@ describe('GradScaler', () => {
     expect(await scaled.item()).toBe(12);
     loss.dispose();
     scaled.dispose();
+  });
+});
+
+describe('a training step', () => {
+  it('loss → scaled backward → unscale → clip → AdamW leaves no tensors behind', async () => {
+    const gpu = await gpuEngine();
+    const w = param(gpu, randomValues(12, 1), [3, 4]);
+    const x = gpu.tensor(randomValues(8, 2), [2, 4]);
+    const y = gpu.tensor(randomValues(6, 3), [2, 3]);
+    const opt = new AdamW([w], { lr: 1e-2 });
+    const scaler = new GradScaler({ initScale: 256 });
+    const live: number[] = [];
+    const losses: number[] = [];
+    for (let k = 0; k < 4; k++) {
+      const loss = tidy(() => mseLoss(matmul(x, transpose(w, 0, 1)), y));
+      const scaled = scaler.scale(loss);
+      backward(scaled);
+      scaler.unscale(opt);
+      clipGradNorm([w], 1).dispose();
+      expect(await scaler.step(opt)).toBe(true);
+      scaler.update();
+      opt.zeroGrad();
+      losses.push(await loss.item());
+      loss.dispose();
+      scaled.dispose();
+      await gpu.sync();
+      live.push(gpu.memory().liveBytes);
+    }
+    expect(live[3]).toBe(live[1]);
+    expect(losses[3]).toBeLessThan(losses[0]);
+    opt.dispose();
+    for (const t of [w, x, y]) t.dispose();
   });
 });
