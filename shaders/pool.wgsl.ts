@@ -68,14 +68,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 `;
 }
 
+/** Consecutive W positions per invocation in the backward pass (window ranges are stepped, not divided). */
+export const POOL_BACKWARD_RUN = 8;
+
 export function poolBackwardShader(o: { op: 'max' | 'avg'; spatialRank: number; workgroupSize: number }): string {
   const wg = o.workgroupSize;
   const max = o.op === 'max';
+  const run = POOL_BACKWARD_RUN;
   // Outputs o whose window [o·s − p, o·s − p + k) covers input i: ⌈(i + p − k + 1)/s⌉ ≤ o ≤ ⌊(i + p)/s⌋.
+  // The lower bound is computed as ⌊(i + p − k + s + k·s)/s⌋ − k so the numerator is never negative.
   const range = (dim: string, i: string, present: boolean) => !present ? `
   let ${dim}Lo = 0u;
   let ${dim}Hi = 1u;` : `
-  let ${dim}Lo = u32(max(0, (i32(${i}) + i32(u.p${dim}) - i32(u.k${dim}) + i32(u.s${dim})) / i32(u.s${dim})));
+  let ${dim}Lo = u32(max(0, i32((${i} + u.p${dim} + u.s${dim} + u.k${dim} * u.s${dim} - u.k${dim}) / u.s${dim}) - i32(u.k${dim})));
   let ${dim}Hi = min((${i} + u.p${dim}) / u.s${dim} + 1u, u.o${dim});`;
   return `${PARAMS}
 @group(0) @binding(1) var<storage, read> g: array<f32>;
@@ -84,26 +89,43 @@ ${max ? '@group(0) @binding(2) var<storage, read> argmax: array<i32>;' : ''}
 
 @compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  // One run of ${run} input columns of one input row (plane, id, ih).
   let t = gid.x + gid.y * nwg.x * ${wg}u;
-  let inPlane = u.D * u.H * u.W;
-  if (t >= u.planes * inPlane) { return; }
-  let plane = t / inPlane;
-  let index = t % inPlane;
-  ${coords('index', ['id', 'ih', 'iw'], ['u.D', 'u.H', 'u.W'], o.spatialRank, (v) => v)}
+  let runs = (u.W + ${run - 1}u) / ${run}u;
+  if (t >= u.planes * u.D * u.H * runs) { return; }
+  let row = t / runs;
+  let w0 = (t % runs) * ${run}u;
+  let plane = row / (u.D * u.H);
+  let id = ${o.spatialRank >= 3 ? '(row / u.H) % u.D' : '0u'};
+  let ih = ${o.spatialRank >= 2 ? 'row % u.H' : '0u'};
   ${range('D', 'id', o.spatialRank >= 3)}
   ${range('H', 'ih', o.spatialRank >= 2)}
-  ${range('W', 'iw', true)}
   let outBase = plane * u.oD * u.oH * u.oW;
-  var acc = 0.0;
-  for (var od = DLo; od < DHi; od++) {
-    for (var oh = HLo; oh < HHi; oh++) {
-      for (var ow = WLo; ow < WHi; ow++) {
-        let j = outBase + (od * u.oH + oh) * u.oW + ow;
-        ${max ? 'if (argmax[u.iOffset + j] == i32(index)) { acc += g[u.gOffset + j]; }' : 'acc += g[u.gOffset + j];'}
+  // Window bounds along W as quotient/remainder pairs, advanced by one input column per step.
+  let loNumer = w0 + u.pW + u.sW + u.kW * u.sW - u.kW;
+  var loQ = loNumer / u.sW;
+  var loR = loNumer % u.sW;
+  var hiQ = (w0 + u.pW) / u.sW;
+  var hiR = (w0 + u.pW) % u.sW;
+  for (var iw = w0; iw < min(w0 + ${run}u, u.W); iw++) {
+    let WLo = u32(max(0, i32(loQ) - i32(u.kW)));
+    let WHi = min(hiQ + 1u, u.oW);
+    let index = (id * u.H + ih) * u.W + iw;
+    var acc = 0.0;
+    for (var od = DLo; od < DHi; od++) {
+      for (var oh = HLo; oh < HHi; oh++) {
+        for (var ow = WLo; ow < WHi; ow++) {
+          let j = outBase + (od * u.oH + oh) * u.oW + ow;
+          ${max ? 'if (argmax[u.iOffset + j] == i32(index)) { acc += g[u.gOffset + j]; }' : 'acc += g[u.gOffset + j];'}
+        }
       }
     }
+    dx[plane * u.D * u.H * u.W + index] = ${max ? 'acc' : 'acc / f32(u.kD * u.kH * u.kW)'};
+    loR++;
+    if (loR == u.sW) { loR = 0u; loQ++; }
+    hiR++;
+    if (hiR == u.sW) { hiR = 0u; hiQ++; }
   }
-  dx[t] = ${max ? 'acc' : 'acc / f32(u.kD * u.kH * u.kW)'};
 }
 `;
 }

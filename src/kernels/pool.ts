@@ -5,7 +5,7 @@ import { ShapeError } from '../engine/errors';
 import { formatShape } from '../engine/shape';
 import type { Tensor } from '../engine/tensor';
 import { UniformWriter } from '../engine/uniforms';
-import { poolBackwardShader, poolForwardShader } from '../../shaders/pool.wgsl';
+import { POOL_BACKWARD_RUN, poolBackwardShader, poolForwardShader } from '../../shaders/pool.wgsl';
 import { poolBackwardRef, poolForwardRef, type PoolGeometry } from './reference/pool';
 import { contiguous } from './views';
 
@@ -92,7 +92,13 @@ function poolBackward(op: PoolOp, k: number, g: Tensor, argmax: Tensor | null, p
   }
   g.backend.ctx.dispatch(
     { key: `pool_bwd:${op}:${k}`, source: () => poolBackwardShader({ op, spatialRank: k, workgroupSize: WORKGROUP }), inputs: argmax ? 2 : 1, outputs: 1 },
-    { inputs: [buf(g), ...(argmax ? [buf(argmax)] : [])], outputs: [buf(dx)], uniforms: uniforms(p, 0, g.offset, argmax?.offset ?? 0), workgroups: grid(g, dx.size) },
+    {
+      inputs: [buf(g), ...(argmax ? [buf(argmax)] : [])],
+      outputs: [buf(dx)],
+      uniforms: uniforms(p, 0, g.offset, argmax?.offset ?? 0),
+      // One invocation per run of POOL_BACKWARD_RUN input columns.
+      workgroups: grid(g, (dx.size / p.input[2]) * Math.ceil(p.input[2] / POOL_BACKWARD_RUN)),
+    },
   );
   return dx;
 }
