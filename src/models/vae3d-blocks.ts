@@ -9,6 +9,7 @@ import { tidy } from '../engine/scope';
 import type { Tensor } from '../engine/tensor';
 import { attention } from '../kernels/attention';
 import { dropout } from '../kernels/dropout';
+import type { Generator } from '../kernels/random';
 import { add, silu } from '../kernels/elementwise';
 import { upsampleNearest } from '../kernels/resample';
 import { permute, reshape } from '../kernels/views';
@@ -61,7 +62,7 @@ export class ResnetBlock3D extends Module {
   readonly norm2: GroupNorm;
   readonly conv2: Conv;
   readonly ninShortcut: Conv | null = null;
-  private readonly gen;
+  private readonly gen: Generator;
 
   constructor(ctx: InitContext, readonly inChannels: number, readonly outChannels: number, private readonly settings: BlockSettings) {
     super(ctx.backend);
