@@ -116,7 +116,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       for (var oh = HLo; oh < HHi; oh++) {
         for (var ow = WLo; ow < WHi; ow++) {
           let j = outBase + (od * u.oH + oh) * u.oW + ow;
-          ${max ? 'if (argmax[u.iOffset + j] == i32(index)) { acc += g[u.gOffset + j]; }' : 'acc += g[u.gOffset + j];'}
+          ${max ? 'acc += select(0.0, g[u.gOffset + j], argmax[u.iOffset + j] == i32(index)); // branch-free: faster on lavapipe' : 'acc += g[u.gOffset + j];'}
         }
       }
     }
