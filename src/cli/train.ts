@@ -1,0 +1,59 @@
+/**
+ * `npm run train -- --stage ecg [options]`: trains one stage on the WebGPU device (lavapipe without a GPU),
+ * writing the run directory described in docs/TRAINING.md, and prints where everything went.
+ */
+import { Engine } from '../engine/engine';
+import { NodeTrainFileSystem } from '../train/node-files';
+import { defaultRunDir, parseRunArgs, UsageError, USAGE } from '../train/options';
+import { STAGES } from '../train/stages';
+import { train } from '../train/trainer';
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const options = parseRunArgs(argv);
+  if (!(options.stage in STAGES)) throw new UsageError(`unknown stage '${options.stage}' (known: ${Object.keys(STAGES).join(', ')})`);
+  const factory = STAGES[options.stage];
+  if (!factory) {
+    process.stderr.write(`error: training stage '${options.stage}' is not implemented yet (available: ${Object.entries(STAGES).filter(([, f]) => f).map(([n]) => n).join(', ')})\n`);
+    return 2;
+  }
+  if (options.resume && options.out && options.out !== options.resume) throw new UsageError('--resume continues in its own run directory; drop --out');
+  const runDir = options.resume ?? options.out ?? defaultRunDir(options.stage);
+  const fs = new NodeTrainFileSystem();
+  if (!options.resume && (await fs.exists(`${runDir}/checkpoints/last.safetensors`))) {
+    throw new UsageError(`${runDir} already holds a run; use --resume ${runDir} to continue it or choose another --out`);
+  }
+  const config = options.resume ? null : factory.resolveConfig(options);
+  const engine = await Engine.webgpu();
+  try {
+    const adapter = engine.caps?.adapter;
+    process.stderr.write(`${options.resume ? 'resuming' : 'training'} stage '${options.stage}' (${config ? `config ${config.preset}, ${config.totalSteps} steps, batch ${config.batchSize}` : `from ${runDir}`}) on ${adapter?.description || adapter?.device || 'WebGPU'}\n`);
+    const summary = await train(factory, config, {
+      engine,
+      fs,
+      runDir,
+      resume: Boolean(options.resume),
+      progress: options.quiet ? null : { write: (t) => process.stderr.write(t), isTTY: Boolean(process.stderr.isTTY), columns: process.stderr.columns },
+    });
+    const loss = (v: number | null) => (v === null ? '-' : v.toPrecision(4));
+    console.log(`done: ${summary.steps}/${summary.totalSteps} steps in ${summary.seconds.toFixed(1)} s (${summary.stepsPerSecond.toFixed(2)} steps/s)`);
+    console.log(`loss ${loss(summary.firstLoss)} → ${loss(summary.lastLoss)}; best validation ${summary.best.name ?? ''} ${loss(summary.best.score)} at step ${summary.best.step ?? '-'}`);
+    console.log('written:');
+    for (const [what, path] of Object.entries(summary.files)) console.log(`  ${what.padEnd(15)} ${path}`);
+    return 0;
+  } finally {
+    engine.destroy();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e) => {
+    if (e instanceof UsageError) process.stderr.write(`error: ${e.message}\n\n${USAGE}`);
+    else process.stderr.write(`error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(e instanceof UsageError ? 2 : 1);
+  },
+);

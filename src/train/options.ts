@@ -1,0 +1,117 @@
+/**
+ * Stage-independent run options: what the CLI (or a browser page) asks for before a stage turns them
+ * into its own resolved configuration. Parsing lives here so every stage accepts the same flags.
+ */
+
+export const PRESETS = ['tiny', 'small', 'paper'] as const;
+export type Preset = (typeof PRESETS)[number];
+
+/** Values given on the command line; anything left undefined falls back to the preset. */
+export interface RunOverrides {
+  steps?: number;
+  epochs?: number;
+  batch?: number;
+  lr?: number;
+  seed?: number;
+  valEvery?: number;
+  checkpointEvery?: number;
+  plotEvery?: number;
+  logEvery?: number;
+}
+
+export interface RunOptions {
+  stage: string;
+  preset: Preset;
+  overrides: RunOverrides;
+  /** Dataset directory (NPY layout of docs/DATA.md); undefined = phantom generated on the fly. */
+  data?: string;
+  /** Run directory; undefined = runs/<stage>-<timestamp>. */
+  out?: string;
+  /** Run directory to continue from its `last` checkpoint. */
+  resume?: string;
+  /** No progress bar (metrics are still logged). */
+  quiet: boolean;
+}
+
+export const USAGE = `usage: npm run train -- --stage ecg [options]
+
+  --stage ecg|vae|flow   training stage (vae and flow are not implemented yet)
+  --config tiny|small|paper
+                         preset (default tiny: trains in well under a minute on lavapipe)
+  --steps N              total optimizer steps (overrides --epochs)
+  --epochs N             epochs (total steps = epochs × batches per epoch)
+  --batch N              batch size (samples per step)
+  --lr X                 base learning rate (the cosine schedule decays it to the preset's minimum)
+  --seed N               seed of model init, masks and data order
+  --data DIR             dataset directory (npm run data -- synth); default: phantom generated on the fly
+  --out DIR              run directory (default runs/<stage>-<timestamp>)
+  --resume DIR           continue the run in DIR from its last checkpoint (same config, same losses)
+  --val-every N          validate every N steps (default: once per epoch, and at the end)
+  --checkpoint-every N   write the 'last' checkpoint every N steps (default: at each validation)
+  --plot-every N         redraw loss.svg every N steps (default 25)
+  --log-every N          progress line every N steps when stderr is not a terminal (default 10)
+  --quiet                no progress output
+`;
+
+const INTEGER_FLAGS: Record<string, keyof RunOverrides> = {
+  '--steps': 'steps',
+  '--epochs': 'epochs',
+  '--batch': 'batch',
+  '--seed': 'seed',
+  '--val-every': 'valEvery',
+  '--checkpoint-every': 'checkpointEvery',
+  '--plot-every': 'plotEvery',
+  '--log-every': 'logEvery',
+};
+
+export class UsageError extends Error {}
+
+/** Parses `--flag value` / `--flag=value` arguments; throws UsageError with a readable message. */
+export function parseRunArgs(argv: readonly string[]): RunOptions {
+  const options: RunOptions = { stage: '', preset: 'tiny', overrides: {}, quiet: false };
+  const args: string[] = [];
+  for (const a of argv) {
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    if (eq > 0) args.push(a.slice(0, eq), a.slice(eq + 1));
+    else args.push(a);
+  }
+  for (let i = 0; i < args.length; i++) {
+    const flag = args[i];
+    const value = (): string => {
+      const v = args[++i];
+      if (v === undefined || v.startsWith('--')) throw new UsageError(`${flag} needs a value`);
+      return v;
+    };
+    if (flag === '--quiet') options.quiet = true;
+    else if (flag === '--stage') options.stage = value();
+    else if (flag === '--config' || flag === '--preset') {
+      const p = value();
+      if (!(PRESETS as readonly string[]).includes(p)) throw new UsageError(`--config must be one of ${PRESETS.join(', ')}, got '${p}'`);
+      options.preset = p as Preset;
+    } else if (flag === '--data') options.data = value();
+    else if (flag === '--out') options.out = value();
+    else if (flag === '--resume') options.resume = value();
+    else if (flag === '--lr') {
+      const raw = value();
+      const lr = Number(raw);
+      if (!(lr > 0 && Number.isFinite(lr))) throw new UsageError(`--lr must be a positive number, got '${raw}'`);
+      options.overrides.lr = lr;
+    } else if (flag in INTEGER_FLAGS) {
+      const raw = value();
+      const n = Number(raw);
+      const key = INTEGER_FLAGS[flag];
+      const min = key === 'seed' ? 0 : 1;
+      if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} must be an integer ≥ ${min}, got '${raw}'`);
+      options.overrides[key] = n;
+    } else throw new UsageError(`unknown argument '${flag}'`);
+  }
+  if (!options.stage) throw new UsageError('--stage is required');
+  return options;
+}
+
+/** runs/<stage>-YYYYMMDD-HHMMSS (local time), the default run directory. */
+export function defaultRunDir(stage: string, now = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  const stamp = `${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}-${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`;
+  return `runs/${stage}-${stamp}`;
+}

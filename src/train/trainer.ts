@@ -1,0 +1,294 @@
+/**
+ * The stage-independent training loop: data prefetch, one-step-late readback of the step's scalars,
+ * metrics log, loss-curve SVG, periodic validation with best-checkpoint selection, atomic `last`/`best`
+ * checkpoints and exact resume.
+ *
+ * Run directory:
+ *   config.json                        the resolved configuration
+ *   metrics.jsonl                      one JSON line per step ("train") and per validation ("val")
+ *   loss.svg                           loss curves, redrawn every plotEvery steps and at the end
+ *   checkpoints/last.safetensors       (+ last.json) newest state: weights, optimizer moments, metadata
+ *   checkpoints/best.safetensors       (+ best.json) state at the best validation score
+ *   best-weights.safetensors           the best model weights alone, reference key names
+ *   summary.json                       written when the run completes
+ *
+ * Exact resume: everything a step depends on is restored (weights, BatchNorm buffers, optimizer moments
+ * and step counts, generator counters) and the rest is a pure function of the step index (learning rate,
+ * data epoch/batch), so a resumed run repeats the uninterrupted run's arithmetic step for step.
+ */
+import type { Engine } from '../engine/engine';
+import type { Tensor } from '../engine/tensor';
+import { concat } from '../kernels/layout';
+import { reshape } from '../kernels/views';
+import { tidy } from '../engine/scope';
+import { joinPath } from '../data/fs';
+import { writeSafetensors } from '../models/io/safetensors';
+import { writeFileAtomic, type TrainFileSystem } from './files';
+import { MetricsLog, type TrainRecord } from './metrics';
+import { lossCurveSvg } from './plot';
+import { Progress, type ProgressSink } from './progress';
+import { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, loadCheckpoint, saveCheckpoint, type CheckpointMeta, type CheckpointName } from './checkpoint';
+import type { BaseStageConfig, Json, Stage, StageBatches, StageFactory } from './stage';
+
+export interface TrainerOptions {
+  engine: Engine;
+  fs: TrainFileSystem;
+  runDir: string;
+  /** Continue the run in runDir from its `last` checkpoint (the stored config wins). */
+  resume?: boolean;
+  /** Progress output (stderr in the CLI); null = silent. */
+  progress?: ProgressSink | null;
+  /** Stop (after checkpointing) once this many steps are done, as if interrupted (tests). */
+  stopAfterStep?: number;
+  /** Batches loaded ahead of the step that uses them. */
+  prefetch?: number;
+}
+
+export interface TrainSummary {
+  stage: string;
+  runDir: string;
+  steps: number;
+  totalSteps: number;
+  completed: boolean;
+  firstLoss: number | null;
+  lastLoss: number | null;
+  best: CheckpointMeta['best'];
+  stepsPerSecond: number;
+  seconds: number;
+  files: Record<string, string>;
+}
+
+type StageConfig = BaseStageConfig & { [key: string]: unknown };
+
+/** Keeps up to `ahead` future batches loading while the current step runs. */
+class Prefetcher<B> {
+  private readonly pending = new Map<number, Promise<B>>();
+  constructor(private readonly batches: StageBatches<B>, private readonly ahead: number, private readonly totalSteps: number) {}
+
+  private request(step: number): void {
+    if (step >= this.totalSteps || this.pending.has(step)) return;
+    const bpe = this.batches.batchesPerEpoch;
+    const promise = this.batches.load(Math.floor(step / bpe), step % bpe);
+    // A failure surfaces when the step awaits it; until then keep it from being reported as unhandled.
+    promise.catch(() => undefined);
+    this.pending.set(step, promise);
+  }
+
+  get(step: number): Promise<B> {
+    for (let s = step; s <= step + this.ahead; s++) this.request(s);
+    const promise = this.pending.get(step)!;
+    this.pending.delete(step);
+    return promise;
+  }
+}
+
+/** One pending readback: the packed scalars of a step, copied off the device but not yet awaited. */
+interface PendingRead {
+  step: number;
+  epoch: number;
+  lr: number;
+  names: string[];
+  values: Promise<Float32Array | Int32Array | Uint32Array>;
+}
+
+/** Packs the step's scalars into one tensor and starts its copy to the host (no wait). */
+function startReadback(engine: Engine, scalars: Record<string, Tensor>): { names: string[]; values: PendingRead['values'] } {
+  const names = Object.keys(scalars);
+  const packed = tidy(() => concat(names.map((n) => reshape(scalars[n], [1])), 0));
+  engine.flush();
+  // data() records the copy and submits it synchronously; awaiting happens a step later.
+  const values = packed.data();
+  packed.dispose();
+  for (const n of names) scalars[n].dispose();
+  return { names, values };
+}
+
+const isBoundary = (done: number, every: number, total: number) => done === total || (every > 0 && done % every === 0);
+
+export class Trainer {
+  private constructor(
+    private readonly options: TrainerOptions,
+    readonly stage: Stage,
+    private readonly metrics: MetricsLog,
+    private step: number,
+    private best: CheckpointMeta['best'],
+    private readonly elapsedBefore: number,
+  ) {}
+
+  /** Builds the stage from a fresh config or from the run directory's last checkpoint. */
+  static async open(factory: StageFactory, config: StageConfig | null, options: TrainerOptions): Promise<Trainer> {
+    const { fs, runDir, engine } = options;
+    await fs.mkdir(runDir);
+    await fs.mkdir(joinPath(runDir, 'checkpoints'));
+    const metricsPath = joinPath(runDir, 'metrics.jsonl');
+    if (options.resume) {
+      const checkpoint = await loadCheckpoint(fs, runDir, 'last');
+      const meta = checkpoint.meta;
+      if (meta.stage !== factory.name) throw new Error(`${runDir} holds a '${meta.stage}' run, not '${factory.name}'`);
+      const stage = await factory.create(meta.config as unknown as StageConfig, { engine, fs });
+      stage.loadState(checkpoint.tensors, meta.stageState);
+      const metrics = await MetricsLog.resume(fs, metricsPath, meta.step);
+      return new Trainer(options, stage, metrics, meta.step, meta.best, meta.elapsedSeconds);
+    }
+    if (!config) throw new Error('Trainer.open: a configuration is needed for a new run');
+    const stage = await factory.create(config, { engine, fs });
+    // Written after create(): a stage may refine its config once the data is open (epoch length).
+    await writeFileAtomic(fs, joinPath(runDir, 'config.json'), JSON.stringify(stage.config, null, 1) + '\n');
+    const metrics = await MetricsLog.create(fs, metricsPath);
+    return new Trainer(options, stage, metrics, 0, { score: null, step: null, name: null }, 0);
+  }
+
+  get config(): StageConfig {
+    return this.stage.config;
+  }
+
+  get stepsDone(): number {
+    return this.step;
+  }
+
+  private path(name: string): string {
+    return joinPath(this.options.runDir, name);
+  }
+
+  private metaAt(elapsed: number): CheckpointMeta {
+    const bpe = this.stage.train.batchesPerEpoch;
+    return {
+      format: CHECKPOINT_FORMAT,
+      version: CHECKPOINT_VERSION,
+      stage: this.stage.name,
+      config: this.config as unknown as { [key: string]: Json },
+      step: this.step,
+      epoch: Math.floor(this.step / bpe),
+      batchInEpoch: this.step % bpe,
+      best: this.best,
+      elapsedSeconds: elapsed,
+      stageState: this.stage.metadata(),
+      savedAt: new Date().toISOString(),
+    };
+  }
+
+  private async checkpoint(name: CheckpointName, elapsed: number): Promise<string> {
+    const tensors = await this.stage.stateTensors();
+    return saveCheckpoint(this.options.fs, this.options.runDir, name, this.metaAt(elapsed), tensors);
+  }
+
+  private async plot(): Promise<void> {
+    await writeFileAtomic(this.options.fs, this.path('loss.svg'), lossCurveSvg(this.metrics.records, `${this.stage.name}: loss (log scale) by step`));
+  }
+
+  /** Runs from the current step to the end (or to stopAfterStep). */
+  async run(): Promise<TrainSummary> {
+    const { engine, fs } = this.options;
+    const config = this.config;
+    const total = config.totalSteps;
+    const bpe = this.stage.train.batchesPerEpoch;
+    const progress = new Progress(this.options.progress ?? null, config.logEvery);
+    const prefetch = new Prefetcher(this.stage.train, this.options.prefetch ?? 2, total);
+    const stopAt = Math.min(total, this.options.stopAfterStep ?? total);
+    const started = performance.now();
+    const elapsed = () => this.elapsedBefore + (performance.now() - started) / 1000;
+    const startStep = this.step;
+    let rateStart: { step: number; time: number } | null = null;
+    let stepsPerSecond = 0;
+    let pending: PendingRead | null = null;
+
+    const drain = async (): Promise<void> => {
+      if (!pending) return;
+      const read = pending;
+      pending = null;
+      const raw = await read.values;
+      const values: Record<string, number> = {};
+      read.names.forEach((n, i) => (values[n] = raw[i]));
+      const now = performance.now();
+      // Steps/s from the second completed step on: the first one includes pipeline compilation.
+      if (!rateStart) rateStart = { step: read.step, time: now };
+      else stepsPerSecond = (read.step - rateStart.step) / ((now - rateStart.time) / 1000);
+      const memory = engine.memory();
+      const record: TrainRecord = {
+        type: 'train', step: read.step, epoch: read.epoch, lr: read.lr, values, time: elapsed(), stepsPerSecond,
+        memory: { liveMiB: memory.liveBytes / 2 ** 20, peakMiB: memory.peakBytes / 2 ** 20 },
+      };
+      await this.metrics.append(record);
+      progress.update({ step: read.step, totalSteps: total, epoch: read.epoch, values, stepsPerSecond });
+      if (config.plotEvery > 0 && read.step % config.plotEvery === 0) await this.plot();
+    };
+
+    while (this.step < stopAt) {
+      const stepIndex = this.step;
+      const epoch = Math.floor(stepIndex / bpe);
+      const batch = await prefetch.get(stepIndex);
+      const out = await this.stage.trainStep(batch, stepIndex);
+      const current: PendingRead = { step: stepIndex + 1, epoch, lr: out.lr, ...startReadback(engine, out.scalars) };
+      this.step = stepIndex + 1;
+      // Log the previous step while the device works on this one.
+      await drain();
+      pending = current;
+      const done = this.step;
+      const validate = isBoundary(done, config.valEvery, total);
+      const save = validate || isBoundary(done, config.checkpointEvery, total) || done === stopAt;
+      if (!save) continue;
+      await drain();
+      if (validate) {
+        const result = await this.stage.validate();
+        const improved = this.best.score === null || result.score < this.best.score;
+        if (improved) this.best = { score: result.score, step: done, name: result.scoreName };
+        await this.metrics.append({ type: 'val', step: done, epoch, values: result.metrics, score: result.score, scoreName: result.scoreName, best: improved, time: elapsed() });
+        const shown = Object.entries(result.metrics).map(([k, v]) => `${k} ${v.toPrecision(4)}`).join('  ');
+        progress.note(`validation at step ${done}: ${shown}${improved ? '  (best)' : ''}`);
+        if (improved) {
+          await this.checkpoint('best', elapsed());
+          await fs.writeFile(this.path('best-weights.safetensors'), writeSafetensors(await this.stage.weightTensors(), { stage: this.stage.name, step: String(done) }));
+        }
+      }
+      await this.checkpoint('last', elapsed());
+    }
+    await drain();
+    progress.finish();
+    await this.plot();
+
+    const trainRecords = this.metrics.records.filter((r): r is TrainRecord => r.type === 'train');
+    const files: Record<string, string> = {
+      runDir: this.options.runDir,
+      config: this.path('config.json'),
+      metrics: this.path('metrics.jsonl'),
+      lossCurve: this.path('loss.svg'),
+      lastCheckpoint: this.path('checkpoints/last.safetensors'),
+    };
+    if (this.best.step !== null) {
+      files.bestCheckpoint = this.path('checkpoints/best.safetensors');
+      files.bestWeights = this.path('best-weights.safetensors');
+    }
+    const summary: TrainSummary = {
+      stage: this.stage.name,
+      runDir: this.options.runDir,
+      steps: this.step,
+      totalSteps: total,
+      completed: this.step >= total,
+      firstLoss: trainRecords[0]?.values.loss ?? null,
+      lastLoss: trainRecords[trainRecords.length - 1]?.values.loss ?? null,
+      best: this.best,
+      stepsPerSecond: this.step > startStep ? stepsPerSecond : 0,
+      seconds: elapsed(),
+      files,
+    };
+    if (summary.completed) {
+      files.summary = this.path('summary.json');
+      await writeFileAtomic(fs, files.summary, JSON.stringify(summary, null, 1) + '\n');
+    }
+    return summary;
+  }
+
+  dispose(): void {
+    this.stage.dispose();
+  }
+}
+
+/** Opens (or resumes) a run, trains it and frees the stage. */
+export async function train(factory: StageFactory, config: StageConfig | null, options: TrainerOptions): Promise<TrainSummary> {
+  const trainer = await Trainer.open(factory, config, options);
+  try {
+    return await trainer.run();
+  } finally {
+    trainer.dispose();
+  }
+}
