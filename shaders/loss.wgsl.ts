@@ -8,9 +8,9 @@
  *            `finishSumShader`, adds the partials and scales;
  *   map:     writes the per-element loss (reduction 'none');
  *   grad:    writes d(loss)/d(input) = g[i] · scale · ∂f/∂input for the inputs that need it.
- * Map, grad and interpolation kernels grid-stride over the elements with a device-sized number of
- * workgroups: on CPU adapters (lavapipe) each workgroup launch is costly, so few groups doing many
- * elements each run several times faster than one element per invocation.
+ * All kernels loop over the elements with a device-sized number of workgroups, each owning a
+ * contiguous chunk (`chunkedLoop`): on CPU adapters (lavapipe) each workgroup launch is costly, so few
+ * groups doing many elements each run several times faster than one element per invocation.
  */
 export type PointwiseLoss = 'mse' | 'l1' | 'hinge_real' | 'hinge_fake' | 'kl';
 export type LossMode = 'partial' | 'map' | 'grad';
@@ -76,6 +76,22 @@ fn stridedOffset(i: u32, k: u32, contiguous: bool) -> u32 {
 }
 `;
 
+/** Builtins of a kernel that uses `chunkedLoop`. */
+export const CHUNKED_BUILTINS = '@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>';
+
+/**
+ * Loop header over i < n where each workgroup owns one contiguous chunk (a multiple of the workgroup
+ * size) and its invocations stride through it together. Loads stay coalesced on GPUs, and on CPU adapters
+ * (which run one workgroup at a time per core) each core streams through contiguous memory instead of
+ * hopping across the whole buffer as a grid-wide stride would.
+ */
+export function chunkedLoop(n: string, workgroupSize: number): string {
+  const wg = workgroupSize;
+  return `let chunk = (${n} + nwg.x * ${wg}u - 1u) / (nwg.x * ${wg}u) * ${wg}u;
+  let chunkEnd = min(${n}, wid.x * chunk + chunk);
+  for (var i = wid.x * chunk + lid; i < chunkEnd; i += ${wg}u)`;
+}
+
 export interface PointwiseShaderOptions {
   op: PointwiseLoss;
   mode: LossMode;
@@ -111,9 +127,9 @@ export function pointwiseLossShader(o: PointwiseShaderOptions): string {
 ${decls}
 ${o.treeReduce ? `var<workgroup> scratch: array<f32, ${wg}>;` : ''}
 @compute @workgroup_size(${wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(${CHUNKED_BUILTINS}) {
   var acc = 0.0;
-  for (var i = wid.x * ${wg}u + lid; i < u.n; i += u.groups * ${wg}u) {
+  ${chunkedLoop('u.n', wg)} {
     ${load}
     acc += ${e.value};
   }
@@ -142,8 +158,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   return `${STRIDED_UNIFORMS}
 ${decls}
 @compute @workgroup_size(${wg})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  for (var i = gid.x; i < u.n; i += nwg.x * ${wg}u) {
+fn main(${CHUNKED_BUILTINS}) {
+  ${chunkedLoop('u.n', wg)} {
     ${load}
     ${body}
   }
@@ -192,8 +208,8 @@ export function flowInterpolateShader(o: { contiguous: boolean; tPerSample: bool
 @group(0) @binding(4) var<storage, read_write> xt: array<f32>;
 @group(0) @binding(5) var<storage, read_write> velocity: array<f32>;
 @compute @workgroup_size(${wg})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  for (var i = gid.x; i < u.n; i += nwg.x * ${wg}u) {
+fn main(${CHUNKED_BUILTINS}) {
+  ${chunkedLoop('u.n', wg)} {
     let x0 = x0In[stridedOffset(i, 0u, ${c})];
     let x1 = x1In[stridedOffset(i, 1u, ${c})];
     let t = ${o.tPerSample ? 'tIn[u.offsets[2] + (i / u.inner) * u.strides[4].x]' : 'tIn[stridedOffset(i, 2u, false)]'};

@@ -1,7 +1,9 @@
+import { CHUNKED_BUILTINS, chunkedLoop } from './loss.wgsl';
+
 /**
  * Optimizer kernels. Every kernel works on one contiguous f32 tensor (element offset in the uniforms);
  * the host records one dispatch per parameter and the context batches them into one submit.
- * Elementwise kernels grid-stride (i += invocations) over a device-sized number of workgroups.
+ * Kernels loop over contiguous per-workgroup chunks (`chunkedLoop`) of a device-sized number of groups.
  */
 
 /**
@@ -23,8 +25,8 @@ export function adamwShader(workgroupSize: number): string {
 @group(0) @binding(2) var<storage, read_write> param: array<f32>;
 @group(0) @binding(3) var<storage, read_write> state: array<vec2<f32>>;
 @compute @workgroup_size(${wg})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  for (var i = gid.x; i < u.n; i += nwg.x * ${wg}u) {
+fn main(${CHUNKED_BUILTINS}) {
+  ${chunkedLoop('u.n', wg)} {
     let g = grad[u.gradOffset + i];
     let s = state[i];
     let m = u.beta1 * s.x + (1.0 - u.beta1) * g;
@@ -59,9 +61,9 @@ export function sumSquaresShader(workgroupSize: number, treeReduce: boolean): st
 @group(0) @binding(2) var<storage, read_write> partials: array<f32>;
 ${treeReduce ? `var<workgroup> scratch: array<f32, ${wg}>;` : ''}
 @compute @workgroup_size(${wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(${CHUNKED_BUILTINS}) {
   var acc = 0.0;
-  for (var i = wid.x * ${wg}u + lid; i < u.n; i += u.groups * ${wg}u) {
+  ${chunkedLoop('u.n', wg)} {
     let v = x[u.offset + i];
     acc += v * v;
   }
@@ -78,9 +80,9 @@ export function clipScaleShader(workgroupSize: number): string {
 @group(0) @binding(1) var<storage, read> norm: array<f32>;
 @group(0) @binding(2) var<storage, read_write> x: array<f32>;
 @compute @workgroup_size(${wg})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn main(${CHUNKED_BUILTINS}) {
   let factor = min(1.0, u.maxNorm / (norm[0] + 1e-6));
-  for (var i = gid.x; i < u.n; i += nwg.x * ${wg}u) {
+  ${chunkedLoop('u.n', wg)} {
     x[u.offset + i] = x[u.offset + i] * factor;
   }
 }
@@ -99,9 +101,9 @@ export function unscaleCheckShader(workgroupSize: number): string {
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> flag: array<atomic<u32>>;
 @compute @workgroup_size(${wg})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn main(${CHUNKED_BUILTINS}) {
   var bad = false;
-  for (var i = gid.x; i < u.n; i += nwg.x * ${wg}u) {
+  ${chunkedLoop('u.n', wg)} {
     let v = x[u.offset + i];
     bad = bad || (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u;
     x[u.offset + i] = v * u.invScale;

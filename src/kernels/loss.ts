@@ -107,7 +107,7 @@ function pointwiseSum(op: PointwiseLoss, inputs: Tensor[], shape: Shape, scale: 
   const n = numel(shape);
   if (backend.kind === 'cpu') {
     const [a, b] = inputs.map((t) => denseF64(t, shape));
-    (out.storage as CpuStorage).data[0] = n === 0 ? 0 : pointwiseLossSumRef(op, a, b ?? null, scale);
+    (out.storage as CpuStorage).data[0] = pointwiseLossSumRef(op, a, b ?? null, scale);
     return out;
   }
   const views = inputs.map((t) => broadcastView(t, shape));

@@ -97,8 +97,10 @@ export interface AdamWState {
  * AdamW with decoupled weight decay (PyTorch's algorithm). Each parameter keeps its own step count, which
  * advances only when its `.grad` is non-null at step() (parameters without a gradient are skipped).
  * One fused dispatch per parameter updates p, exp_avg and exp_avg_sq in place; the dispatches of a step
- * are recorded into one command buffer. (Parameters live in separate buffers, so one dispatch over all of
- * them would first need a copy into a concatenated buffer and back: more traffic than it saves.)
+ * are recorded into one command buffer. Parameters live in separate buffers, so one dispatch over all of
+ * them would first need a copy into a concatenated buffer and back; and bench/optimizer.bench.ts measures
+ * no gain to win: on lavapipe 100 per-tensor dispatches over 6.66M parameters ran no slower than one
+ * dispatch over a single 6.66M-element tensor.
  * `lr` is public so a schedule can set it before each step.
  */
 export class AdamW {
