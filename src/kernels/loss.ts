@@ -177,7 +177,7 @@ function pointwiseGrad(op: PointwiseLoss, inputs: readonly Tensor[], g: Tensor, 
 }
 
 /**
- * A differentiable fused pointwise loss. `reduceScale(n)` gives the factor of the summed loss for the
+ * A differentiable fused pointwise loss. `scaleOf(n)` gives the factor of the summed loss for the
  * reductions 'mean' / 'sum'; 'none' returns the per-element loss over the broadcast shape.
  */
 function pointwiseLoss(op: PointwiseLoss, rawInputs: Tensor[], reduction: Reduction, scaleOf: (n: number) => number): Tensor {
