@@ -122,6 +122,10 @@ export class Trainer {
     await fs.mkdir(joinPath(runDir, 'checkpoints'));
     const metricsPath = joinPath(runDir, 'metrics.jsonl');
     if (options.resume) {
+      // A process killed while writing leaves a temporary file next to the intact checkpoint: drop it.
+      const checkpointDir = joinPath(runDir, 'checkpoints');
+      for (const name of await fs.listDir(checkpointDir)) if (name.includes('.tmp-')) await fs.remove(joinPath(checkpointDir, name));
+      for (const name of await fs.listDir(runDir)) if (name.includes('.tmp-')) await fs.remove(joinPath(runDir, name));
       const checkpoint = await loadCheckpoint(fs, runDir, 'last');
       const meta = checkpoint.meta;
       if (meta.stage !== factory.name) throw new Error(`${runDir} holds a '${meta.stage}' run, not '${factory.name}'`);
