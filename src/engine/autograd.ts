@@ -133,13 +133,27 @@ export interface GradOptions {
 }
 
 type AddFn = (a: Tensor, b: Tensor) => Tensor;
-type OnesLikeFn = (t: Tensor) => Tensor;
+type UnaryFn = (t: Tensor) => Tensor;
 let addImpl: AddFn | null = null;
-let onesLikeImpl: OnesLikeFn | null = null;
-/** Set by the elementwise kernels: accumulating gradients needs add and ones. */
-export function setAutogradKernels(add: AddFn, onesLike: OnesLikeFn): void {
+let onesLikeImpl: UnaryFn | null = null;
+let copyImpl: UnaryFn | null = null;
+/** Set by the elementwise kernels: accumulating gradients needs add, ones and a copy. */
+export function setAutogradKernels(add: AddFn, onesLike: UnaryFn, copy: UnaryFn): void {
   addImpl = add;
   onesLikeImpl = onesLike;
+  copyImpl = copy;
+}
+
+/**
+ * A leaf's .grad must own its memory: optimizers and clipping update it in place, and a rule may hand the
+ * same buffer to two inputs (add) or return a broadcast view (sum, expand).
+ */
+function ownedGradient(g: Tensor): Tensor {
+  if (g.isContiguous && g.storage.refCount === 1 && g.offset === 0) return g;
+  const copy = noGrad(() => copyImpl!(g));
+  untrackTensor(copy);
+  g.dispose();
+  return copy;
 }
 
 function accumulate(map: Map<unknown, Tensor>, key: unknown, g: Tensor): void {
@@ -214,7 +228,7 @@ export function backward(output: Tensor, gradOutput?: Tensor, options: GradOptio
       leaf.grad.dispose();
       g.dispose();
       leaf.grad = sum;
-    } else leaf.grad = g;
+    } else leaf.grad = ownedGradient(g);
   }
 }
 

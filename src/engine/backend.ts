@@ -13,6 +13,10 @@ export abstract class Storage {
   get alive(): boolean {
     return this.refs > 0;
   }
+  /** Number of tensor handles using this storage. */
+  get refCount(): number {
+    return this.refs;
+  }
   retain(): void {
     this.refs++;
   }

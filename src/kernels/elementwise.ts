@@ -224,7 +224,7 @@ export function where(cond: Tensor, x: Operand, y: Operand): Tensor {
   });
 }
 
-setAutogradKernels((a, b) => mapOp('add', [a, b]), onesLike);
+setAutogradKernels((a, b) => mapOp('add', [a, b]), onesLike, (t) => mapOp('identity', [t]));
 
 export function assertSameShape(a: Tensor, b: Tensor, what: string): void {
   if (!shapesEqual(a.shape, b.shape)) throw new ShapeError(`${what}: shapes [${a.shape}] and [${b.shape}] differ`);

@@ -246,3 +246,19 @@ describe('f16 storage', () => {
     for (const t of [h, y, a, b, c, ref]) t.dispose();
   });
 });
+
+describe('leaf gradients own their memory', () => {
+  it('two leaves of one add get separate, contiguous gradient buffers', async () => {
+    const e = await gpuEngine();
+    const a = e.tensor([1, 2, 3]);
+    const b = e.tensor([4, 5, 6]);
+    const c = e.tensor([7], [1]);
+    for (const t of [a, b, c]) t.requiresGrad = true;
+    backward(tidy(() => ops.sum(ops.add(ops.add(a, b), c))));
+    expect(a.grad!.storage).not.toBe(b.grad!.storage);
+    expect(c.grad!.isContiguous && c.grad!.offset === 0).toBe(true);
+    expect(Array.from(await c.grad!.data())).toEqual([3]);
+    expect(Array.from(await a.grad!.data())).toEqual([1, 1, 1]);
+    for (const t of [a, b, c]) t.dispose();
+  });
+});
