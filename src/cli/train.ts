@@ -7,6 +7,7 @@ import { NodeTrainFileSystem } from '../train/node-files';
 import { defaultRunDir, parseRunArgs, UsageError, USAGE } from '../train/options';
 import { STAGES } from '../train/stages';
 import { train } from '../train/trainer';
+import { loadCheckpoint } from '../train/checkpoint';
 
 async function main(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -14,6 +15,12 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const options = parseRunArgs(argv);
+  const fs = new NodeTrainFileSystem();
+  if (options.resume) {
+    const stored = (await loadCheckpoint(fs, options.resume, 'last')).meta.stage;
+    if (options.stage && options.stage !== stored) throw new UsageError(`${options.resume} holds a '${stored}' run, not '${options.stage}'`);
+    options.stage = stored;
+  }
   if (!(options.stage in STAGES)) throw new UsageError(`unknown stage '${options.stage}' (known: ${Object.keys(STAGES).join(', ')})`);
   const factory = STAGES[options.stage];
   if (!factory) {
@@ -22,7 +29,6 @@ async function main(argv: string[]): Promise<number> {
   }
   if (options.resume && options.out && options.out !== options.resume) throw new UsageError('--resume continues in its own run directory; drop --out');
   const runDir = options.resume ?? options.out ?? defaultRunDir(options.stage);
-  const fs = new NodeTrainFileSystem();
   if (!options.resume && (await fs.exists(`${runDir}/checkpoints/last.safetensors`))) {
     throw new UsageError(`${runDir} already holds a run; use --resume ${runDir} to continue it or choose another --out`);
   }

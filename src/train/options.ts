@@ -35,7 +35,7 @@ export interface RunOptions {
 
 export const USAGE = `usage: npm run train -- --stage ecg [options]
 
-  --stage ecg|vae|flow   training stage (vae and flow are not implemented yet)
+  --stage ecg|vae|flow   training stage (vae and flow are not implemented yet; optional with --resume)
   --config tiny|small|paper
                          preset (default tiny: trains in well under a minute on lavapipe)
   --steps N              total optimizer steps (overrides --epochs)
@@ -105,7 +105,11 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
       options.overrides[key] = n;
     } else throw new UsageError(`unknown argument '${flag}'`);
   }
-  if (!options.stage) throw new UsageError('--stage is required');
+  if (options.resume) {
+    // A resumed run repeats the stored configuration exactly; changing it would break that promise.
+    const changed = [...Object.keys(options.overrides), ...(options.data ? ['data'] : [])];
+    if (changed.length) throw new UsageError(`--resume continues with the run's stored configuration; drop ${changed.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
+  } else if (!options.stage) throw new UsageError('--stage is required');
   return options;
 }
 

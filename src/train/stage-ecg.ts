@@ -76,7 +76,7 @@ class EcgStage implements Stage<EcgBatch> {
   private readonly paramNames: string[];
 
   constructor(
-    readonly config: EcgStageConfig & { [key: string]: unknown },
+    readonly config: EcgStageConfig,
     private readonly context: StageContext,
     readonly model: PaMae,
     readonly optimizer: AdamW,
@@ -220,10 +220,10 @@ async function subjectsFor(config: EcgStageConfig, context: StageContext): Promi
   };
 }
 
-export const ecgStage: StageFactory = {
+export const ecgStage: StageFactory<EcgStageConfig> = {
   name: 'ecg',
 
-  resolveConfig(options: RunOptions): EcgStageConfig & { [key: string]: unknown } {
+  resolveConfig(options: RunOptions): EcgStageConfig {
     const preset = ECG_PRESETS[options.preset];
     const o = options.overrides;
     const batchSize = o.batch ?? preset.batchSize;
@@ -244,8 +244,7 @@ export const ecgStage: StageFactory = {
     };
   },
 
-  async create(raw, context): Promise<Stage> {
-    const config = raw as EcgStageConfig & { [key: string]: unknown };
+  async create(config, context): Promise<Stage> {
     const { engine } = context;
     const s = seeds(config.seed);
     const initGen = new Generator(s.init);

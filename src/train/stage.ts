@@ -59,7 +59,7 @@ export type StageMetadata = { [key: string]: Json };
 
 export interface Stage<B = unknown> {
   readonly name: string;
-  readonly config: BaseStageConfig & { [key: string]: unknown };
+  readonly config: BaseStageConfig;
   readonly train: StageBatches<B>;
   /**
    * Records one optimisation step on the device (forward, backward, clipping, optimizer update) for
@@ -87,10 +87,10 @@ export interface StageContext {
   fs: TrainFileSystem;
 }
 
-export interface StageFactory {
+export interface StageFactory<C extends BaseStageConfig = BaseStageConfig> {
   readonly name: string;
-  /** Preset + CLI overrides → the full configuration that is stored with the run. */
-  resolveConfig(options: RunOptions): BaseStageConfig & { [key: string]: unknown };
+  /** Preset + CLI overrides → the full configuration that is stored with the run (JSON-safe). */
+  resolveConfig(options: RunOptions): C;
   /** Builds models, optimizers and data for a resolved (or restored) configuration. */
-  create(config: BaseStageConfig & { [key: string]: unknown }, context: StageContext): Promise<Stage>;
+  create(config: C, context: StageContext): Promise<Stage>;
 }

@@ -2,7 +2,8 @@
 import { ecgStage } from './stage-ecg';
 import type { StageFactory } from './stage';
 
-export const STAGES: Record<string, StageFactory | null> = {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each stage has its own config type
+export const STAGES: Record<string, StageFactory<any> | null> = {
   ecg: ecgStage,
   vae: null,
   flow: null,

@@ -58,8 +58,6 @@ export interface TrainSummary {
   files: Record<string, string>;
 }
 
-type StageConfig = BaseStageConfig & { [key: string]: unknown };
-
 /** Keeps up to `ahead` future batches loading while the current step runs. */
 class Prefetcher<B> {
   private readonly pending = new Map<number, Promise<B>>();
@@ -116,7 +114,7 @@ export class Trainer {
   ) {}
 
   /** Builds the stage from a fresh config or from the run directory's last checkpoint. */
-  static async open(factory: StageFactory, config: StageConfig | null, options: TrainerOptions): Promise<Trainer> {
+  static async open<C extends BaseStageConfig>(factory: StageFactory<C>, config: C | null, options: TrainerOptions): Promise<Trainer> {
     const { fs, runDir, engine } = options;
     await fs.mkdir(runDir);
     await fs.mkdir(joinPath(runDir, 'checkpoints'));
@@ -129,7 +127,7 @@ export class Trainer {
       const checkpoint = await loadCheckpoint(fs, runDir, 'last');
       const meta = checkpoint.meta;
       if (meta.stage !== factory.name) throw new Error(`${runDir} holds a '${meta.stage}' run, not '${factory.name}'`);
-      const stage = await factory.create(meta.config as unknown as StageConfig, { engine, fs });
+      const stage = await factory.create(meta.config as unknown as C, { engine, fs });
       stage.loadState(checkpoint.tensors, meta.stageState);
       const metrics = await MetricsLog.resume(fs, metricsPath, meta.step);
       return new Trainer(options, stage, metrics, meta.step, meta.best, meta.elapsedSeconds);
@@ -142,7 +140,7 @@ export class Trainer {
     return new Trainer(options, stage, metrics, 0, { score: null, step: null, name: null }, 0);
   }
 
-  get config(): StageConfig {
+  get config(): BaseStageConfig {
     return this.stage.config;
   }
 
@@ -288,7 +286,7 @@ export class Trainer {
 }
 
 /** Opens (or resumes) a run, trains it and frees the stage. */
-export async function train(factory: StageFactory, config: StageConfig | null, options: TrainerOptions): Promise<TrainSummary> {
+export async function train<C extends BaseStageConfig>(factory: StageFactory<C>, config: C | null, options: TrainerOptions): Promise<TrainSummary> {
   const trainer = await Trainer.open(factory, config, options);
   try {
     return await trainer.run();

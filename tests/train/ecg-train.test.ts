@@ -25,7 +25,7 @@ const tempDir = () => {
 
 /** The tiny preset shrunk for tests: 16 training subjects (4 steps per epoch), 8 for validation. */
 function testConfig(steps: number, extra: string[] = []): EcgStageConfig {
-  const config = ecgStage.resolveConfig(parseRunArgs(['--stage', 'ecg', '--steps', String(steps), '--batch', '4', '--seed', '7', '--plot-every', '4', ...extra])) as EcgStageConfig;
+  const config = ecgStage.resolveConfig(parseRunArgs(['--stage', 'ecg', '--steps', String(steps), '--batch', '4', '--seed', '7', '--plot-every', '4', ...extra]));
   config.trainSubjects = 16;
   config.valSubjects = 8;
   config.stepsPerEpoch = 4;
@@ -34,7 +34,7 @@ function testConfig(steps: number, extra: string[] = []): EcgStageConfig {
 
 const fs = new NodeTrainFileSystem();
 const records = (runDir: string) => parseMetrics(readFileSync(join(runDir, 'metrics.jsonl'), 'utf8'));
-const trainValues = (runDir: string) => records(runDir).filter((r): r is TrainRecord => r.type === 'train').map((r) => ({ step: r.step, lr: r.lr, ...r.values }));
+const trainValues = (runDir: string) => records(runDir).filter((r): r is TrainRecord => r.type === 'train').map((r) => ({ step: r.step, lr: r.lr, ...(r.values as { loss: number; recon: number; phase: number; gradNorm: number }) }));
 const valValues = (runDir: string) => records(runDir).filter((r): r is ValRecord => r.type === 'val').map((r) => ({ step: r.step, ...r.values }));
 
 describe('stage ecg (GPU)', () => {
