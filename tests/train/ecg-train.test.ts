@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cosineLr } from '../../src/kernels/optimizer';
-import { ecgStage, loadCheckpoint, parseMetrics, parseRunArgs, train, type EcgStageConfig, type TrainRecord, type ValRecord } from '../../src/train/index';
+import { ecgStage, loadCheckpoint, parseMetrics, parseRunArgs, train, type TrainRecord, type ValRecord } from '../../src/train/index';
 import { NodeTrainFileSystem } from '../../src/train/node-files';
+import { writeSyntheticDataset } from '../../src/data/dataset';
 import { gpuEngine, releaseGpu } from '../helpers/oracle';
 
 const tempDirs: string[] = [];
@@ -100,5 +101,17 @@ describe('stage ecg (GPU)', () => {
     expect(valValues(dir)).toEqual(valValues(first));
     const best = (await loadCheckpoint(fs, dir, 'best')).meta.best;
     expect(best).toEqual((await loadCheckpoint(fs, first, 'best')).meta.best);
+  });
+
+  it('--data DIR trains on the dataset splits; the epoch length follows the dataset', async () => {
+    const engine = await gpuEngine();
+    const data = join(tempDir(), 'data');
+    await writeSyntheticDataset(fs, data, { n: 10, seed: 5, split: [0.6, 0.2, 0.2] });
+    const runDir = tempDir();
+    const config = ecgStage.resolveConfig(parseRunArgs(['--stage', 'ecg', '--data', data, '--batch', '2', '--epochs', '1', '--seed', '1']));
+    const summary = await train(ecgStage, config, { engine, fs, runDir, progress: null });
+    expect(summary).toMatchObject({ completed: true, steps: 3, totalSteps: 3 });
+    expect(JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8'))).toMatchObject({ stepsPerEpoch: 3, trainSubjects: 6, valSubjects: 2, valEvery: 3, data });
+    expect(valValues(runDir).map((v) => v.step)).toEqual([3]);
   });
 });

@@ -8,7 +8,7 @@ import { referenceRPeaks } from '../../src/data/ecg-phase';
 import { writeSafetensors } from '../../src/models/io/safetensors';
 import { HostTensor } from '../../src/models/io/tensor';
 import {
-  MemoryTrainFileSystem, MetricsLog, UsageError, checkpointPath, defaultRunDir, ecgStage, loadCheckpoint, lossCurveSvg, parseMetrics,
+  MemoryTrainFileSystem, MetricsLog, Progress, UsageError, formatDuration, checkpointPath, defaultRunDir, ecgStage, loadCheckpoint, lossCurveSvg, parseMetrics,
   parseRunArgs, prepareEcg, resampleArea, saveCheckpoint, writeFileAtomic, type CheckpointMeta, type MetricsRecord,
 } from '../../src/train/index';
 import { NodeTrainFileSystem } from '../../src/train/node-files';
@@ -126,5 +126,34 @@ describe('ECG preparation', () => {
       expect(tiny.phase[s]).toBe(full.phase[12.5 * s]);
       expect(tiny.phase[50 + s]).toBe(full.phase[625 + 12.5 * s]);
     }
+  });
+});
+
+describe('progress', () => {
+  const update = (step: number) => ({ step, totalSteps: 20, epoch: 0, values: { loss: 1.5 }, stepsPerSecond: 2 });
+
+  it('prints plain lines every logEvery steps when not a terminal', () => {
+    let text = '';
+    const progress = new Progress({ write: (t) => (text += t), isTTY: false }, 10);
+    for (let s = 1; s <= 20; s++) progress.update(update(s));
+    progress.note('validation');
+    expect(text.trim().split('\n')).toEqual([
+      'step 1/20 epoch 0  loss 1.500  2.00 steps/s  ETA 10s',
+      'step 10/20 epoch 0  loss 1.500  2.00 steps/s  ETA 5s',
+      'step 20/20 epoch 0  loss 1.500  2.00 steps/s  ETA 0s',
+      'validation',
+    ]);
+  });
+
+  it('redraws one bar in place on a terminal', () => {
+    let text = '';
+    const progress = new Progress({ write: (t) => (text += t), isTTY: true, columns: 200 }, 10);
+    progress.update(update(5));
+    progress.update(update(6));
+    progress.finish();
+    expect(text.split('\r\x1b[2K')).toHaveLength(3);
+    expect(text).toContain('[#######.................] 6/20');
+    expect(text.endsWith('\n')).toBe(true);
+    expect([formatDuration(59), formatDuration(61), formatDuration(7300)]).toEqual(['59s', '1m01s', '2h01m']);
   });
 });
