@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cosineLr } from '../../src/kernels/optimizer';
-import { ecgStage, loadCheckpoint, parseMetrics, parseRunArgs, train, type TrainRecord, type ValRecord } from '../../src/train/index';
+import { ecgStage, loadCheckpoint, parseMetrics, parseRunArgs, train, type EcgStageConfig, type TrainRecord, type ValRecord } from '../../src/train/index';
 import { NodeTrainFileSystem } from '../../src/train/node-files';
 import { writeSyntheticDataset } from '../../src/data/dataset';
 import { gpuEngine, releaseGpu } from '../helpers/oracle';
