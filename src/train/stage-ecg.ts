@@ -62,6 +62,8 @@ const ECG_PRESETS: Record<Preset, EcgPreset> = {
   paper: { model: PAMAE_CONFIGS.paper, batchSize: 32, lr: 1e-4, epochs: 100, trainSubjects: 4096, valSubjects: 512 },
 };
 
+const PHANTOM_CACHE_BYTES = 384 * 2 ** 20;
+
 /** Derived seeds, so model init, masks, validation masks and data order never share a stream. */
 const seeds = (seed: number) => ({
   init: hashSeed(seed, 0x1417),
@@ -253,7 +255,9 @@ export const ecgStage: StageFactory<EcgStageConfig> = {
     const length = config.model.ecgLength;
     const steps = encoderSteps(config.model.encoder, length);
     const subjects = await subjectsFor(config, context);
-    const cache = !config.data;
+    // Phantom sets are fixed, so prepared samples are kept, unless that would hold too much host memory
+    // (the paper preset's 4096 × 12 × 5000 floats): then they are regenerated each epoch (≈30 ms each).
+    const cache = !config.data && (config.trainSubjects + config.valSubjects) * 12 * length * 4 <= PHANTOM_CACHE_BYTES;
     const train = new EcgBatches(subjects.train, { batchSize: config.batchSize, length, steps, shuffle: true, seed: s.data, cache });
     const val = new EcgBatches(subjects.val, { batchSize: config.valBatchSize, length, steps, shuffle: false, seed: s.data, cache });
     if (config.data && train.batchesPerEpoch !== config.stepsPerEpoch) {
