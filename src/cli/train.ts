@@ -59,7 +59,8 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e) => {
     if (e instanceof UsageError) process.stderr.write(`error: ${e.message}\n\n${USAGE}`);
-    else process.stderr.write(`error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    // Expected failures (missing checkpoint, bad dataset) read best as one line; TRAIN_DEBUG=1 shows where.
+    else process.stderr.write(`error: ${e instanceof Error ? (process.env.TRAIN_DEBUG ? (e.stack ?? e.message) : e.message) : String(e)}\n`);
     process.exit(e instanceof UsageError ? 2 : 1);
   },
 );

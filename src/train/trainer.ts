@@ -239,7 +239,7 @@ export class Trainer {
         progress.note(`validation at step ${done}: ${shown}${improved ? '  (best)' : ''}`);
         if (improved) {
           await this.checkpoint('best', elapsed());
-          await fs.writeFile(this.path('best-weights.safetensors'), writeSafetensors(await this.stage.weightTensors(), { stage: this.stage.name, step: String(done) }));
+          await writeFileAtomic(fs, this.path('best-weights.safetensors'), writeSafetensors(await this.stage.weightTensors(), { stage: this.stage.name, step: String(done) }));
         }
       }
       await this.checkpoint('last', elapsed());
@@ -269,7 +269,8 @@ export class Trainer {
       firstLoss: trainRecords[0]?.values.loss ?? null,
       lastLoss: trainRecords[trainRecords.length - 1]?.values.loss ?? null,
       best: this.best,
-      stepsPerSecond: this.step > startStep ? stepsPerSecond : 0,
+      // A resumed run that had nothing left to do reports the rate its last logged step saw.
+      stepsPerSecond: this.step > startStep ? stepsPerSecond : (trainRecords[trainRecords.length - 1]?.stepsPerSecond ?? 0),
       seconds: elapsed(),
       files,
     };
