@@ -3,7 +3,10 @@
  * Both clips (T, H, W) share one fixed intensity window (default [0, 1]) so brightness differences show;
  * no per-clip rescaling. Panels are separated by a vertical divider (default 2 px, white).
  */
-import gifenc from 'gifenc';
+import * as gifencModule from 'gifenc';
+
+// The ESM build (bundlers, vitest) has named exports; Node's CJS interop (tsx) puts them under default.
+const GIFEncoder: typeof gifencModule.GIFEncoder = gifencModule.GIFEncoder ?? (gifencModule as unknown as { default: typeof gifencModule }).default.GIFEncoder;
 
 export interface SideBySideOptions {
   /** Intensity window mapped to black..white. Default [0, 1]. */
@@ -44,7 +47,7 @@ export function sideBySideGif(panels: Float32Array[], dims: { frames: number; he
   const outWidth = panels.length * panelWidth + (panels.length - 1) * divider;
   const outHeight = height * up;
   const scale = (levels - 1) / Math.max(hi - lo, 1e-12);
-  const gif = gifenc.GIFEncoder();
+  const gif = GIFEncoder();
   const index = new Uint8Array(outWidth * outHeight);
   for (let f = 0; f < frames; f++) {
     index.fill(dividerIndex);
