@@ -82,7 +82,7 @@ export function lossCurveSvg(records: readonly MetricsRecord[], title = 'trainin
       if (lv < yLo - 1e-9 || lv > yHi + 1e-9) continue;
       const y = sy(v);
       parts.push(`<line x1="${MARGIN.left}" x2="${MARGIN.left + plotW}" y1="${fmt(y)}" y2="${fmt(y)}" stroke="#ddd"/>`);
-      parts.push(`<text x="${MARGIN.left - 6}" y="${fmt(y + 4)}" text-anchor="end">${v.toPrecision(2).replace(/\.0+(e|$)/, '$1')}</text>`);
+      parts.push(`<text x="${MARGIN.left - 6}" y="${fmt(y + 4)}" text-anchor="end">${Number(v.toPrecision(2))}</text>`);
     }
   }
   const xTicks = 5;

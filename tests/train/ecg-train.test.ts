@@ -13,6 +13,8 @@ import { NodeTrainFileSystem } from '../../src/train/node-files';
 import { writeSyntheticDataset } from '../../src/data/dataset';
 import { gpuEngine, releaseGpu } from '../helpers/oracle';
 
+/** Lavapipe shares 2 cores with whatever else runs; compile + train normally takes seconds. */
+const CONTENDED_TIMEOUT = 300_000;
 const tempDirs: string[] = [];
 afterAll(() => {
   releaseGpu();
@@ -71,13 +73,13 @@ describe('stage ecg (GPU)', () => {
     const stageState = last.meta.stageState as { generators: { mask: { counter: number } }; optimizer: { steps: number[] } };
     expect(stageState.generators.mask.counter).toBeGreaterThan(0);
     expect(new Set(stageState.optimizer.steps)).toEqual(new Set([steps]));
-  });
+  }, CONTENDED_TIMEOUT);
 
   it('the learning rate follows the cosine schedule per iteration', () => {
     const lrs = trainValues(first).map((r) => r.lr);
     lrs.forEach((lr, i) => expect(lr).toBe(cosineLr(i, steps, 3e-3, 1e-6)));
     expect(new Set(lrs).size).toBe(steps);
-  });
+  }, CONTENDED_TIMEOUT);
 
   it('the same seed gives identical losses', async () => {
     const engine = await gpuEngine();
@@ -85,7 +87,7 @@ describe('stage ecg (GPU)', () => {
     await train(ecgStage, testConfig(steps, ['--val-every', '6', '--lr', '3e-3']), { engine, fs, runDir: again, progress: null });
     expect(trainValues(again)).toEqual(trainValues(first));
     expect(valValues(again)).toEqual(valValues(first));
-  });
+  }, CONTENDED_TIMEOUT);
 
   it('stopping after a checkpoint and resuming repeats the uninterrupted run exactly', async () => {
     const engine = await gpuEngine();
@@ -101,7 +103,7 @@ describe('stage ecg (GPU)', () => {
     expect(valValues(dir)).toEqual(valValues(first));
     const best = (await loadCheckpoint(fs, dir, 'best')).meta.best;
     expect(best).toEqual((await loadCheckpoint(fs, first, 'best')).meta.best);
-  });
+  }, CONTENDED_TIMEOUT);
 
   it('--data DIR trains on the dataset splits; the epoch length follows the dataset', async () => {
     const engine = await gpuEngine();
@@ -113,5 +115,5 @@ describe('stage ecg (GPU)', () => {
     expect(summary).toMatchObject({ completed: true, steps: 3, totalSteps: 3 });
     expect(JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8'))).toMatchObject({ stepsPerEpoch: 3, trainSubjects: 6, valSubjects: 2, valEvery: 3, data });
     expect(valValues(runDir).map((v) => v.step)).toEqual([3]);
-  });
+  }, CONTENDED_TIMEOUT);
 });
