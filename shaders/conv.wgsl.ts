@@ -16,9 +16,9 @@ export interface ConvTiling {
  */
 export type ConvMode = 'gemm' | 'wgrad';
 
-/** Number of vec4 entries of the kernel-tap table (a power of two ≥ 4, so tapA packs evenly). */
+/** Vec4 entries of the kernel-tap table: 64, or a larger power of two (one bucket for all common kernels, fewer pipelines to compile). */
 export function tapTableSize(taps: number): number {
-  let size = 8;
+  let size = 64;
   while (size < taps) size *= 2;
   return size;
 }
@@ -68,18 +68,16 @@ fn inside(z: i32, y: i32, x: i32) -> bool {
 export const unroll = (count: number, stmt: (i: number) => string, sep = '\n    ') => Array.from({ length: count }, (_, i) => stmt(i)).join(sep);
 
 /**
- * Register-tile multiply of one staged BK step (identical in both modes). Fully unrolled into scalar
- * registers: lavapipe compiles dynamically indexed private arrays into scratch memory, which is slow to
- * run and very slow to compile.
+ * Register-tile multiply of one staged BK step (identical in both modes): the register tile is unrolled
+ * into scalars (lavapipe puts dynamically indexed private arrays in scratch memory), the BK loop is not
+ * (fully unrolled steps make LLVM compile times explode on lavapipe).
  */
 function computeStep(t: ConvTiling, tx: number, ty: number): string {
-  const steps: string[] = [];
-  for (let kk = 0; kk < t.bk; kk++) {
-    steps.push(unroll(t.tm, (i) => `let a${i}_${kk} = tileA[${kk * t.bm}u + lid.y + ${i * ty}u];`));
-    steps.push(unroll(t.tn, (j) => `let b${j}_${kk} = tileB[${kk * t.bn}u + lid.x + ${j * tx}u];`));
-    for (let i = 0; i < t.tm; i++) steps.push(unroll(t.tn, (j) => `acc${i}_${j} = fma(a${i}_${kk}, b${j}_${kk}, acc${i}_${j});`));
-  }
-  return steps.join('\n    ');
+  return `for (var s = 0u; s < ${t.bk}u; s++) {
+      ${unroll(t.tm, (i) => `let a${i} = tileA[s * ${t.bm}u + lid.y + ${i * ty}u];`, '\n      ')}
+      ${unroll(t.tn, (j) => `let b${j} = tileB[s * ${t.bn}u + lid.x + ${j * tx}u];`, '\n      ')}
+      ${unroll(t.tm * t.tn, (n) => `acc${Math.floor(n / t.tn)}_${n % t.tn} = fma(a${Math.floor(n / t.tn)}, b${n % t.tn}, acc${Math.floor(n / t.tn)}_${n % t.tn});`, '\n      ')}
+    }`;
 }
 
 export function convShader(o: { mode: ConvMode; bias: boolean; tiling: ConvTiling; maxTaps: number }): string {

@@ -89,13 +89,24 @@ export function setConvTiling(t: ConvTiling | null): void {
 
 const isSoftware = (b: WebGPUBackend) => b.ctx.caps.adapter.architecture === 'software' || b.ctx.caps.adapter.vendor === 'mesa';
 
-/** Narrow column tiles when there are few output channels, so fewer lanes compute padding. */
+/**
+ * Narrow column tiles when there are few output channels, so fewer lanes compute padding. On lavapipe
+ * few invocations with big register tiles (8 rows each) beat many small ones: a workgroup runs as a loop
+ * over SIMD lanes, so per-invocation work amortizes loads and barriers (measured in bench/conv.bench.ts).
+ */
 export function defaultConvTiling(cols: number): ConvTiling {
   if (tilingOverride) return tilingOverride;
-  if (cols <= 8) return { bm: 64, bn: 8, bk: 16, tm: 4, tn: 1 };
-  if (cols <= 16) return { bm: 64, bn: 16, bk: 16, tm: 4, tn: 2 };
-  if (cols <= 32) return { bm: 64, bn: 32, bk: 16, tm: 4, tn: 2 };
-  return { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 };
+  if (cols <= 8) return { bm: 64, bn: 8, bk: 16, tm: 8, tn: 2 };
+  if (cols <= 16) return { bm: 64, bn: 16, bk: 16, tm: 8, tn: 4 };
+  if (cols <= 32) return { bm: 64, bn: 32, bk: 16, tm: 8, tn: 4 };
+  return { bm: 64, bn: 64, bk: 16, tm: 8, tn: 4 };
+}
+
+/** Weight gradient: rows are output channels (few), columns Cin·taps (many). */
+function wgradTiling(rows: number): ConvTiling {
+  if (tilingOverride) return tilingOverride;
+  if (rows <= 16) return { bm: 16, bn: 64, bk: 16, tm: 2, tn: 8 };
+  return { bm: 32, bn: 64, bk: 16, tm: 4, tn: 8 };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -313,7 +324,7 @@ function convBackwardWeightRaw(x: Tensor, gy: Tensor, wShape: readonly number[],
   const rows = g.cout;
   const cols = g.cin * kv;
   const depth = g.batch * prod(g.outSize);
-  const tiling = defaultConvTiling(cols >= 64 ? rows : cols);
+  const tiling = wgradTiling(rows);
   const tiles = Math.ceil(rows / tiling.bm) * Math.ceil(cols / tiling.bn);
   // Split the long reduction so enough workgroups run; each split keeps ≥ 8 depth steps.
   const targetGroups = isSoftware(backend) ? 32 : 512;
