@@ -188,7 +188,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 /**
  * dQ: a workgroup owns ROWS queries and streams K/V tiles. With p = exp2(s − L₂) recomputed from the
- * saved log-sum-exp: dS = p·(dO·v − Δ), dQ = scale·Σ_j dS·k_j. Padding keys get p = 0.
+ * saved log-sum-exp: dS = p·(dO·v − Δ), dQ = scale·Σ_j dS·k_j. Loops stop at the tile's real key count.
  */
 export function attentionGradQueryShader(o: AttentionShaderOptions): string {
   return `${common(o)}
