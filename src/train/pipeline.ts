@@ -1,0 +1,122 @@
+/**
+ * The trained chain for inference: a flow run directory (its config.json points to the VAE and PA-MAE
+ * runs) → ECG encoder + ECG_DiT + anatomy template + VAE decoder, and `generate()` from a 12 × 5000
+ * recording to a cine clip in [0, 1].
+ *
+ * Weights: the flow run's `best-weights.safetensors` (`dit.*`, `encoder.*`, `template`), or its `last`
+ * checkpoint when no validation has run yet; the VAE from the VAE run's best weights. The ECG encoder is
+ * the one fine-tuned with the DiT by default; `stage1Encoder` reloads the PA-MAE run's encoder instead,
+ * which is what the reference's `infer_flow.py` does (spec §9.2 item 1), although the DiT was trained on
+ * the fine-tuned features. Every model runs in eval mode (BatchNorm running statistics).
+ */
+import { hashSeed } from '../data/random';
+import { joinPath } from '../data/fs';
+import type { Engine } from '../engine/engine';
+import type { Tensor } from '../engine/tensor';
+import { Generator } from '../kernels/random';
+import { readSafetensors } from '../models/io/safetensors';
+import type { HostTensor } from '../models/io/tensor';
+import { EcgDiT } from '../models/dit';
+import { EcgEncoder } from '../models/pamae';
+import { VAE3d } from '../models/vae3d';
+import { checkpointPath, loadCheckpoint, withoutPrefix } from './checkpoint';
+import type { TrainFileSystem } from './files';
+import { decodeToUnitRange, sampleLatents, SAMPLE_DEFAULTS, type FlowSampleOptions } from './sampler';
+import { ecgModelInput, readTemplate } from './stage-flow-data';
+import { encodeEcgTokens, readRunConfig, type FlowStageConfig } from './stage-flow';
+
+export interface PipelineOptions {
+  /** Use the PA-MAE run's encoder (the reference's inference) instead of the fine-tuned one. */
+  stage1Encoder?: boolean;
+}
+
+export interface GeneratedClip {
+  /** (frames, height, width) in [0, 1]. */
+  clip: Float32Array;
+  /** The sampled latent (C, T, h, w) before decoding. */
+  latent: Float32Array;
+  frames: number;
+  height: number;
+  width: number;
+}
+
+export class FlowPipeline {
+  private constructor(
+    private readonly engine: Engine,
+    readonly config: FlowStageConfig,
+    readonly dit: EcgDiT,
+    readonly encoder: EcgEncoder,
+    readonly vae: VAE3d,
+    readonly template: Tensor,
+    /** Where the DiT (and, unless stage1Encoder, the encoder) weights came from. */
+    readonly weightsSource: string,
+    readonly encoderSource: string,
+  ) {}
+
+  static async load(engine: Engine, fs: TrainFileSystem, flowRunDir: string, options: PipelineOptions = {}): Promise<FlowPipeline> {
+    const config = (await readRunConfig(fs, flowRunDir, 'flow')) as unknown as FlowStageConfig;
+    if (!config.dit || !config.encoder || !config.vae || !config.ecgLength) throw new Error(`${flowRunDir}/config.json: incomplete flow configuration`);
+    // Models are built with a throwaway generator: every parameter is overwritten by the stored weights.
+    const ctx = { backend: engine.backend, gen: new Generator(0) };
+    const dit = new EcgDiT(ctx, config.dit);
+    const encoder = new EcgEncoder(ctx, config.encoder);
+    const vae = new VAE3d(ctx, config.vae);
+    let template: Tensor | null = null;
+    try {
+      const best = joinPath(flowRunDir, 'best-weights.safetensors');
+      let weights: Map<string, HostTensor>;
+      let weightsSource: string;
+      if (await fs.exists(best)) {
+        weights = readSafetensors(await fs.readFile(best), { name: best }).tensors;
+        weightsSource = best;
+      } else {
+        weights = withoutPrefix((await loadCheckpoint(fs, flowRunDir, 'last')).tensors, 'model.');
+        weightsSource = checkpointPath(flowRunDir, 'last');
+      }
+      dit.loadStateDict(withoutPrefix(weights, 'dit.'));
+      let encoderSource = weightsSource;
+      if (options.stage1Encoder) {
+        encoderSource = config.files.ecgWeights;
+        encoder.loadStateDict(withoutPrefix(readSafetensors(await fs.readFile(encoderSource), { name: encoderSource }).tensors, 'encoder.'));
+      } else encoder.loadStateDict(withoutPrefix(weights, 'encoder.'));
+      vae.loadCheckpoint(readSafetensors(await fs.readFile(config.files.vaeWeights), { name: config.files.vaeWeights }).tensors);
+      const templateHost = weights.get('template') ?? (await readTemplate(fs, config.vaeRun));
+      template = engine.tensor(templateHost.toFloat32(), [...templateHost.shape]);
+      for (const m of [dit, encoder, vae]) m.eval();
+      return new FlowPipeline(engine, config, dit, encoder, vae, template, weightsSource, encoderSource);
+    } catch (e) {
+      for (const m of [dit, encoder, vae]) m.dispose();
+      template?.dispose();
+      throw e;
+    }
+  }
+
+  /** Input length of the ECG encoder (samples per lead). */
+  get ecgLength(): number {
+    return this.config.ecgLength!;
+  }
+
+  /**
+   * One recording (12 × 5000 at 500 Hz, as the data layer prepares it) → a clip. The noise of input i
+   * comes from Generator(hashSeed(seed, i)), so a clip does not depend on which other inputs ran with it.
+   */
+  async generate(raw: Float32Array, options: FlowSampleOptions & { index?: number } = {}): Promise<GeneratedClip> {
+    const o = { ...SAMPLE_DEFAULTS, ...options };
+    const ecg = this.engine.tensor(ecgModelInput(raw, this.ecgLength), [1, 12, this.ecgLength]);
+    const tokens = await encodeEcgTokens(this.encoder, ecg, this.config.dit!.numFrames, this.config.cycle, { grad: false });
+    ecg.dispose();
+    const latent = sampleLatents(this.dit, tokens, this.template, { ...o, seed: hashSeed(o.seed, options.index ?? 0) });
+    tokens.dispose();
+    const clip = decodeToUnitRange(this.vae, latent);
+    const [, , frames, height, width] = clip.shape;
+    const [clipHost, latentHost] = await Promise.all([clip.data(), latent.data()]);
+    clip.dispose();
+    latent.dispose();
+    return { clip: Float32Array.from(clipHost), latent: Float32Array.from(latentHost), frames, height, width };
+  }
+
+  dispose(): void {
+    for (const m of [this.dit, this.encoder, this.vae]) m.dispose();
+    this.template.dispose();
+  }
+}
