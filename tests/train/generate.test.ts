@@ -1,0 +1,181 @@
+/**
+ * Sampling and generation. On the CPU reference backend: the Euler sampler evaluates at the mid-interval
+ * times (k + 0.5)/N and reproduces the analytic endpoint of fields affine in t, Heun is exact there and
+ * second order on v = λx, guidance at scale 1 is the conditional pass. On the GPU: a tiny chain (untrained
+ * PA-MAE and VAE, a 2-step flow run) generates deterministically, and `npm run generate` writes GIF,
+ * NIfTI and NPY (and the side-by-side GIF with the phantom's ground truth).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readNpy } from '../../src/data/npy';
+import { readNifti } from '../../src/data/readers/nifti';
+import { generateSubject } from '../../src/data/phantom/subject';
+import { keep } from '../../src/engine/scope';
+import { assign } from '../../src/engine/create';
+import type { Tensor } from '../../src/engine/tensor';
+import { add, mul, mulScalar, zerosLike } from '../../src/kernels/elementwise';
+import { Generator, randn } from '../../src/kernels/random';
+import { reshape } from '../../src/kernels/views';
+import { DIT_CONFIGS, EcgDiT } from '../../src/models/dit';
+import { parseRunArgs, train } from '../../src/train/index';
+import { NodeTrainFileSystem } from '../../src/train/node-files';
+import { FlowPipeline } from '../../src/train/pipeline';
+import { ditField, evaluationTimes, integrateFlow, sampleLatents } from '../../src/train/sampler';
+import { flowStage } from '../../src/train/stage-flow';
+import { writeTinyChain } from '../../src/train/stage-flow-fixture';
+import { cpu, gpuEngine, releaseGpu } from '../helpers/oracle';
+
+const CONTENDED_TIMEOUT = 300_000;
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const tempDirs: string[] = [];
+afterAll(() => {
+  releaseGpu();
+  tempDirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
+});
+const tempDir = () => {
+  const d = mkdtempSync(join(tmpdir(), 'generate-'));
+  tempDirs.push(d);
+  return d;
+};
+
+const values = async (t: Tensor) => Array.from(await t.data());
+
+describe('sampler (CPU reference backend)', () => {
+  const x0Values = [0.5, -1, 2, 0.25, 0, -0.75];
+  const aValues = [1, 2, -1, 0.5, 3, -2];
+  const bValues = [-2, 0.5, 4, 1, -1, 0];
+
+  it('Euler evaluates at (k + 0.5)/N and reproduces the endpoint of a field affine in t', async () => {
+    const x0 = cpu.tensor(x0Values, [2, 3]);
+    const a = cpu.tensor(aValues, [2, 3]);
+    const b = cpu.tensor(bValues, [2, 3]);
+    const seen: Tensor[] = [];
+    const field = (_x: Tensor, t: Tensor) => {
+      seen.push(keep(reshape(t, [2])));
+      return add(a, mul(b, reshape(t, [2, 1])));
+    };
+    const x1 = integrateFlow(x0, field, { steps: 4, method: 'euler' });
+    expect(evaluationTimes('euler', 4)).toEqual([0.125, 0.375, 0.625, 0.875]);
+    const times = await Promise.all(seen.map(values));
+    expect(times).toEqual([0.125, 0.375, 0.625, 0.875].map((t) => [t, t]));
+    // x(1) = x0 + a + b/2; left-endpoint Euler would miss it by b/(2N).
+    (await values(x1)).forEach((v, i) => expect(v).toBeCloseTo(x0Values[i] + aValues[i] + bValues[i] / 2, 5));
+    for (const t of [x0, a, b, x1, ...seen]) t.dispose();
+  });
+
+  it('Heun is exact for fields affine in t and second order on v = λx', async () => {
+    const x0 = cpu.tensor(x0Values, [2, 3]);
+    const a = cpu.tensor(aValues, [2, 3]);
+    const b = cpu.tensor(bValues, [2, 3]);
+    expect(evaluationTimes('heun', 2)).toEqual([0, 0.5, 0.5, 1]);
+    const affine = integrateFlow(x0, (_x, t) => add(a, mul(b, reshape(t, [2, 1]))), { steps: 3, method: 'heun' });
+    (await values(affine)).forEach((v, i) => expect(v).toBeCloseTo(x0Values[i] + aValues[i] + bValues[i] / 2, 5));
+    const lambda = -1.5;
+    const n = 5;
+    const h = 1 / n;
+    const heun = integrateFlow(x0, (x) => mulScalar(x, lambda), { steps: n, method: 'heun' });
+    const euler = integrateFlow(x0, (x) => mulScalar(x, lambda), { steps: n, method: 'euler' });
+    const heunFactor = (1 + lambda * h + (lambda * h) ** 2 / 2) ** n;
+    const eulerFactor = (1 + lambda * h) ** n;
+    (await values(heun)).forEach((v, i) => expect(v).toBeCloseTo(x0Values[i] * heunFactor, 5));
+    (await values(euler)).forEach((v, i) => expect(v).toBeCloseTo(x0Values[i] * eulerFactor, 5));
+    // Heun lands closer to the exact e^λ.
+    expect(Math.abs(heunFactor - Math.exp(lambda))).toBeLessThan(Math.abs(eulerFactor - Math.exp(lambda)) / 5);
+    for (const t of [x0, a, b, affine, heun, euler]) t.dispose();
+  });
+
+  it('guidance at scale 1 is the conditional pass; above 1 it extrapolates from the null condition', async () => {
+    const config = DIT_CONFIGS.tiny;
+    const gen = new Generator(9);
+    const dit = new EcgDiT({ backend: cpu.backend, gen }, config);
+    // Non-zero adaLN outputs, so the ECG tokens actually change the velocity (they start zero-initialised).
+    let k = 0;
+    for (const [name, p] of dit.namedParameters()) if (name.includes('adaLN_modulation')) assign(p, Array.from({ length: p.size }, () => 0.2 * Math.sin(1.7 * ++k)));
+    const x = randn(cpu.backend, [1, 4, 5, 3, 4], gen);
+    const t = cpu.tensor([0.3], [1]);
+    const tokens = randn(cpu.backend, [1, 6, 24], gen);
+    const conditional = await values(dit.forward(x, t, tokens));
+    expect(await values(ditField(dit, tokens, 1)(x, t))).toEqual(conditional);
+    expect(await values(ditField(dit, tokens, 0.5)(x, t))).toEqual(conditional);
+    const unconditional = await values(dit.forward(x, t, zerosLike(tokens)));
+    const guided = await values(ditField(dit, tokens, 2)(x, t));
+    guided.forEach((v, i) => expect(v).toBeCloseTo(unconditional[i] + 2 * (conditional[i] - unconditional[i]), 5));
+    expect(guided.some((v, i) => Math.abs(v - conditional[i]) > 1e-4)).toBe(true);
+    // The sampler with scale 1 integrates the conditional field from template + α·ε.
+    const template = cpu.tensor(new Array(4 * 12).fill(0.1), [1, 4, 1, 3, 4]);
+    const sampled = await values(sampleLatents(dit, tokens, template, { steps: 2, guidance: 1, alpha: 0.6, seed: 4 }));
+    const manualStart = add(template, mulScalar(randn(cpu.backend, [1, 4, 5, 3, 4], new Generator(4)), 0.6));
+    const manual = await values(integrateFlow(manualStart, (xx, tt) => dit.forward(xx, tt, tokens), { steps: 2, method: 'euler' }));
+    expect(sampled).toEqual(manual);
+  });
+});
+
+describe('generation with a tiny chain (GPU)', () => {
+  const fs = new NodeTrainFileSystem();
+  let flowRun = '';
+
+  beforeAll(async () => {
+    const engine = await gpuEngine();
+    const dir = tempDir();
+    const chain = await writeTinyChain(engine, fs, join(dir, 'chain'), { seed: 5, trainSubjects: 4 });
+    const config = flowStage.resolveConfig(parseRunArgs(['--stage', 'flow', '--vae-run', chain.vaeRun, '--ecg-run', chain.ecgRun, '--steps', '2', '--batch', '2', '--val-every', '2']));
+    config.valSubjects = 2;
+    flowRun = join(dir, 'flow-run');
+    await train(flowStage, config, { engine, fs, runDir: flowRun, progress: null });
+  }, CONTENDED_TIMEOUT);
+
+  it('the pipeline generates a clip in [0, 1], the same one for the same seed', async () => {
+    const engine = await gpuEngine();
+    const pipeline = await FlowPipeline.load(engine, fs, flowRun);
+    try {
+      expect(pipeline.weightsSource).toBe(join(flowRun, 'best-weights.safetensors'));
+      const ecg = generateSubject(42, 3, { cine: false }).ecg;
+      const a = await pipeline.generate(ecg, { steps: 2, seed: 1 });
+      const b = await pipeline.generate(ecg, { steps: 2, seed: 1 });
+      const c = await pipeline.generate(ecg, { steps: 2, seed: 2 });
+      expect([a.frames, a.height, a.width]).toEqual([4, 16, 16]);
+      expect(a.latent.length).toBe(4 * 4 * 8 * 8);
+      expect(a.clip).toEqual(b.clip);
+      expect(a.clip).not.toEqual(c.clip);
+      expect(a.clip.every((v) => v >= 0 && v <= 1)).toBe(true);
+    } finally {
+      pipeline.dispose();
+    }
+  }, CONTENDED_TIMEOUT);
+
+  it('npm run generate writes GIF, NIfTI, NPY and the side-by-side GIF for a phantom ECG', async () => {
+    const out = join(tempDir(), 'out');
+    const args = ['--checkpoint', flowRun, '--out', out, '--phantom-index', '3', '--phantom-gt', '--steps', '2', '--sampler', 'heun'];
+    const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/generate.ts', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('phantom-s42-000003: 4x16x16');
+    expect(result.stdout).toContain('MAE vs GT');
+    const base = join(out, 'phantom-s42-000003');
+    for (const ext of ['.gif', '.nii.gz', '.npy', '-vs-gt.gif']) expect(existsSync(base + ext), base + ext).toBe(true);
+    expect(new TextDecoder().decode(readFileSync(`${base}.gif`).subarray(0, 6))).toBe('GIF89a');
+    const npy = readNpy(new Uint8Array(readFileSync(`${base}.npy`)));
+    expect(npy.shape).toEqual([4, 16, 16]);
+    const nifti = readNifti(readFileSync(`${base}.nii.gz`));
+    expect([nifti.frames, nifti.height, nifti.width]).toEqual([4, 16, 16]);
+    expect(Array.from(nifti.data)).toEqual(Array.from(npy.data as Float32Array));
+  }, CONTENDED_TIMEOUT);
+
+  it('usage errors exit with code 2 before starting the device', async () => {
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/generate.ts', '--out', 'x', '--phantom-index', '1'], { cwd: repoRoot, stdio: 'ignore' });
+      child.on('close', resolve);
+    });
+    expect(code).toBe(2);
+  }, CONTENDED_TIMEOUT);
+});
