@@ -17,6 +17,8 @@ export interface RunOverrides {
   checkpointEvery?: number;
   plotEvery?: number;
   logEvery?: number;
+  /** Stage vae: first step of the adversarial terms. */
+  discStart?: number;
 }
 
 export interface RunOptions {
@@ -29,6 +31,8 @@ export interface RunOptions {
   out?: string;
   /** Run directory to continue from its `last` checkpoint. */
   resume?: string;
+  /** Stage vae: LPIPS weights (safetensors, lpips key layout); without them the perceptual term is off. */
+  lpipsWeights?: string;
   /** No progress bar (metrics are still logged). */
   quiet: boolean;
 }
@@ -46,6 +50,8 @@ export const USAGE = `usage: npm run train -- --stage ecg [options]
   --data DIR             dataset directory (npm run data -- synth); default: phantom generated on the fly
   --out DIR              run directory (default runs/<stage>-<timestamp>)
   --resume DIR           continue the run in DIR from its last checkpoint (same config, same losses)
+  --lpips-weights FILE   stage vae: LPIPS (VGG16) weights, lpips key layout; default: no perceptual term
+  --disc-start N         stage vae: first step with the discriminator (paper 10000, tiny 20)
   --val-every N          validate every N steps (default: once per epoch, and at the end)
   --checkpoint-every N   write the 'last' checkpoint every N steps (default: at each validation)
   --plot-every N         redraw loss.svg every N steps (default 25)
@@ -62,6 +68,7 @@ const INTEGER_FLAGS: Record<string, keyof RunOverrides> = {
   '--checkpoint-every': 'checkpointEvery',
   '--plot-every': 'plotEvery',
   '--log-every': 'logEvery',
+  '--disc-start': 'discStart',
 };
 
 export class UsageError extends Error {}
@@ -91,6 +98,7 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
     } else if (flag === '--data') options.data = value();
     else if (flag === '--out') options.out = value();
     else if (flag === '--resume') options.resume = value();
+    else if (flag === '--lpips-weights') options.lpipsWeights = value();
     else if (flag === '--lr') {
       const raw = value();
       const lr = Number(raw);
@@ -100,11 +108,12 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
       const raw = value();
       const n = Number(raw);
       const key = INTEGER_FLAGS[flag];
-      const min = key === 'seed' ? 0 : 1;
+      const min = key === 'seed' || key === 'discStart' ? 0 : 1;
       if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} must be an integer ≥ ${min}, got '${raw}'`);
       options.overrides[key] = n;
     } else throw new UsageError(`unknown argument '${flag}'`);
   }
+  if (options.resume && options.lpipsWeights) throw new UsageError("--resume continues with the run's stored configuration; drop --lpips-weights");
   if (options.resume) {
     // A resumed run repeats the stored configuration exactly; changing it would break that promise.
     const changed = [...Object.keys(options.overrides), ...(options.data ? ['data'] : [])];

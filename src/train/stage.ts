@@ -93,4 +93,9 @@ export interface StageFactory<C extends BaseStageConfig = BaseStageConfig> {
   resolveConfig(options: RunOptions): C;
   /** Builds models, optimizers and data for a resolved (or restored) configuration. */
   create(config: C, context: StageContext): Promise<Stage>;
+  /**
+   * Optional work on a completed run directory after the stage is freed (stage vae: the latent dump);
+   * returns the files it wrote (added to the summary's `files`).
+   */
+  afterTraining?(context: StageContext & { runDir: string }): Promise<Record<string, string>>;
 }

@@ -289,9 +289,15 @@ export class Trainer {
 /** Opens (or resumes) a run, trains it and frees the stage. */
 export async function train<C extends BaseStageConfig>(factory: StageFactory<C>, config: C | null, options: TrainerOptions): Promise<TrainSummary> {
   const trainer = await Trainer.open(factory, config, options);
+  let summary: TrainSummary;
   try {
-    return await trainer.run();
+    summary = await trainer.run();
   } finally {
     trainer.dispose();
   }
+  if (summary.completed && factory.afterTraining) {
+    const { engine, fs, runDir } = options;
+    Object.assign(summary.files, await factory.afterTraining({ engine, fs, runDir }));
+  }
+  return summary;
 }

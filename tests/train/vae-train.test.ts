@@ -1,0 +1,163 @@
+/**
+ * Stage vae on the GPU, in process: a few tiny steps lower the reconstruction loss, the adversarial path
+ * runs from discStart on (and is exactly 0 before), the adaptive weight matches a float64 recomputation,
+ * a run stopped and resumed repeats the uninterrupted run bit for bit, and the latent dump has the right
+ * shapes with the template equal to the mean of the latents.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Engine } from '../../src/engine/engine';
+import { grad } from '../../src/engine/autograd';
+import { tidy } from '../../src/engine/scope';
+import { Generator } from '../../src/kernels/random';
+import { PatchGan3d } from '../../src/models/discriminator3d';
+import { readSafetensors } from '../../src/models/io/safetensors';
+import { VAE_CONFIGS, VAE3d } from '../../src/models/vae3d';
+import { loadCheckpoint, parseMetrics, parseRunArgs, train, type TrainRecord, type ValRecord } from '../../src/train/index';
+import { NodeTrainFileSystem } from '../../src/train/node-files';
+import { resizeCine } from '../../src/train/cine-data';
+import { vaeStage, type VaeStageConfig } from '../../src/train/stage-vae';
+import { generatorLoss, REFERENCE_LOSS_WEIGHTS } from '../../src/train/stage-vae-loss';
+import { cpu, gpuEngine, releaseGpu, randomValues } from '../helpers/oracle';
+
+/** Lavapipe shares 2 cores with whatever else runs. */
+const CONTENDED_TIMEOUT = 300_000;
+const tempDirs: string[] = [];
+afterAll(() => {
+  releaseGpu();
+  tempDirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
+});
+const tempDir = () => {
+  const d = mkdtempSync(join(tmpdir(), 'train-vae-'));
+  tempDirs.push(d);
+  return d;
+};
+
+const STEPS = 10;
+const DISC_START = 6;
+
+/** The tiny preset shrunk for tests: 8 training subjects (4 steps per epoch of batch 2), 4 for validation. */
+function testConfig(extra: string[] = []): VaeStageConfig {
+  const config = vaeStage.resolveConfig(parseRunArgs(['--stage', 'vae', '--steps', String(STEPS), '--batch', '2', '--seed', '3', '--disc-start', String(DISC_START), '--val-every', '5', '--lr', '2e-3', '--plot-every', '5', ...extra]));
+  config.trainSubjects = 8;
+  config.valSubjects = 4;
+  config.stepsPerEpoch = 4;
+  return config;
+}
+
+const fs = new NodeTrainFileSystem();
+const records = (runDir: string) => parseMetrics(readFileSync(join(runDir, 'metrics.jsonl'), 'utf8'));
+const trainValues = (runDir: string) => records(runDir).filter((r): r is TrainRecord => r.type === 'train').map((r) => ({ step: r.step, lr: r.lr, ...r.values }) as Record<string, number>);
+const valValues = (runDir: string) => records(runDir).filter((r): r is ValRecord => r.type === 'val').map((r) => ({ step: r.step, ...r.values }));
+const readTensors = (path: string) => readSafetensors(new Uint8Array(readFileSync(path)));
+
+describe('stage vae (GPU)', () => {
+  let first = '';
+
+  it('resizes 50 × 96 × 96 clips to the model input in [-1, 1]', () => {
+    const clip = Float32Array.from(randomValues(50 * 96 * 96, 4), (v) => v);
+    const small = resizeCine(clip, { frames: 4, size: 32 });
+    expect(small.length).toBe(4 * 32 * 32);
+    expect(Math.min(...small)).toBeCloseTo(-1, 6);
+    expect(Math.max(...small)).toBeCloseTo(1, 6);
+    expect(resizeCine(clip, { frames: 50, size: 96 })).toBe(clip);
+  });
+
+  it('tiny steps lower the loss; the GAN starts at discStart; checkpoints, latents and template are written', async () => {
+    const engine = await gpuEngine();
+    first = tempDir();
+    const summary = await train(vaeStage, testConfig(), { engine, fs, runDir: first, progress: null });
+    expect(summary.completed).toBe(true);
+    const steps = trainValues(first);
+    expect(steps).toHaveLength(STEPS);
+    const l1 = steps.map((r) => r.l1);
+    expect((l1[STEPS - 1] + l1[STEPS - 2]) / 2).toBeLessThan(0.9 * ((l1[0] + l1[1]) / 2));
+    for (const r of steps) {
+      expect(r.loss).toBeGreaterThan(0);
+      if (r.step <= DISC_START) {
+        // Step s (1-based) ran with index s − 1: the adversarial terms are exactly zero before discStart.
+        expect([r.gAdv, r.wAdv, r.dLoss, r.dGradNorm]).toEqual([0, 0, 0, 0]);
+        expect(r.loss).toBeCloseTo(r.l1 + 1e-6 * r.kl + r.penalty, 5);
+      } else {
+        expect(r.wAdv).toBeGreaterThan(0);
+        expect(r.dLoss).toBeGreaterThan(0);
+        expect(r.dGradNorm).toBeGreaterThan(0);
+        expect(r.loss).toBeCloseTo(r.l1 + 1e-6 * r.kl + r.penalty + r.wAdv * r.gAdv, 4);
+      }
+    }
+    expect(valValues(first).map((v) => v.step)).toEqual([5, 10]);
+    const last = await loadCheckpoint(fs, first, 'last');
+    expect(last.meta).toMatchObject({ stage: 'vae', step: STEPS, epoch: 2, batchInEpoch: 2 });
+    expect(last.meta.best.name).toBe('rec');
+    for (const key of ['model.decoder.conv_out.weight', 'disc.main.3.running_mean', 'optim.vae.decoder.conv_out.weight.exp_avg', 'optim.disc.main.0.weight.exp_avg_sq']) expect(last.tensors.has(key)).toBe(true);
+    expect([...last.tensors.keys()].some((k) => k.startsWith('optim.vae.') && k.includes('temb_proj'))).toBe(false);
+    const optimizers = (last.meta.stageState as { optimizers: { vae: { steps: number[] }; disc: { steps: number[] } } }).optimizers;
+    // Both optimizers step every iteration (the discriminator on zero gradients before discStart).
+    expect(new Set(optimizers.vae.steps)).toEqual(new Set([STEPS]));
+    expect(new Set(optimizers.disc.steps)).toEqual(new Set([STEPS]));
+    expect(readTensors(join(first, 'best-weights.safetensors')).tensors.has('loss.discriminator.main.0.weight')).toBe(true);
+
+    expect(summary.files.latents).toBe(join(first, 'latents.safetensors'));
+    const latentsFile = readTensors(summary.files.latents);
+    const latents = latentsFile.tensors.get('latents')!;
+    expect(latents.shape).toEqual([8, 4, 4, 16, 16]);
+    expect(JSON.parse(latentsFile.metadata.rows)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(JSON.parse(latentsFile.metadata.ids)).toHaveLength(8);
+    const template = readTensors(summary.files.template).tensors.get('template')!;
+    expect(template.shape).toEqual([1, 4, 1, 16, 16]);
+    const values = latents.data as Float32Array;
+    const plane = 16 * 16;
+    for (let c = 0; c < 4; c++)
+      for (let k = 0; k < plane; k += 37) {
+        let acc = 0;
+        for (let s = 0; s < 8; s++) for (let t = 0; t < 4; t++) acc += values[((s * 4 + c) * 4 + t) * plane + k];
+        expect((template.data as Float32Array)[c * plane + k]).toBeCloseTo(acc / 32, 6);
+      }
+  }, CONTENDED_TIMEOUT);
+
+  it('stopping mid-epoch after discStart and resuming repeats the uninterrupted run exactly', async () => {
+    const engine = await gpuEngine();
+    const dir = tempDir();
+    const partial = await train(vaeStage, testConfig(['--checkpoint-every', '7']), { engine, fs, runDir: dir, progress: null, stopAfterStep: 7 });
+    expect(partial).toMatchObject({ completed: false, steps: 7 });
+    expect((await loadCheckpoint(fs, dir, 'last')).meta).toMatchObject({ step: 7, epoch: 1, batchInEpoch: 3 });
+    const resumed = await train(vaeStage, null, { engine, fs, runDir: dir, progress: null, resume: true });
+    expect(resumed).toMatchObject({ completed: true, steps: STEPS });
+    expect(trainValues(dir)).toEqual(trainValues(first));
+    expect(valValues(dir)).toEqual(valValues(first));
+    expect(readTensors(join(dir, 'latents.safetensors')).tensors.get('latents')!.data).toEqual(readTensors(join(first, 'latents.safetensors')).tensors.get('latents')!.data);
+  }, CONTENDED_TIMEOUT);
+
+  it('the adaptive weight is 0.5·‖∇W nll‖/(‖∇W g‖ + 1e-4): GPU against the float64 reference backend', async () => {
+    const gpu = await gpuEngine();
+    const input = randomValues(4 * 32 * 32, 9);
+    const run = async (engine: Engine) => {
+      const ctx = { backend: engine.backend, gen: new Generator(11) };
+      const vae = new VAE3d(ctx, VAE_CONFIGS.tiny);
+      const disc = new PatchGan3d(ctx, VAE_CONFIGS.tiny.discriminator);
+      for (const p of disc.parameters()) p.requiresGrad = false;
+      const x = engine.tensor(input, [1, 1, 4, 32, 32]);
+      const W = vae.decoder.convOut.weight;
+      const out = tidy(() => {
+        const { reconstruction, posterior } = vae.forward(x, { gen: new Generator(12) });
+        const loss = generatorLoss({ x, reconstruction, posterior, lpips: null, discriminator: disc, lastLayer: W, weights: REFERENCE_LOSS_WEIGHTS });
+        // Hand check: the two gradient norms, from grad() again on the same (retained) graph.
+        const [gn, gg] = [grad(loss.nll, [W], { retainGraph: true })[0]!, grad(loss.gAdv, [W], { retainGraph: true })[0]!];
+        return { wAdv: loss.wAdv, gn, gg };
+      });
+      const norm = (v: Float64Array) => Math.sqrt(v.reduce((a, b) => a + b * b, 0));
+      const result = { wAdv: (await out.wAdv.dataF64())[0], hand: 0.5 * Math.min(1e4, norm(await out.gn.dataF64()) / (norm(await out.gg.dataF64()) + 1e-4)) };
+      for (const t of [out.wAdv, out.gn, out.gg, x]) t.dispose();
+      vae.dispose();
+      disc.dispose();
+      return result;
+    };
+    const reference = await run(cpu);
+    const device = await run(gpu);
+    expect(reference.wAdv).toBeGreaterThan(0);
+    expect(reference.wAdv).toBeCloseTo(reference.hand, 10);
+    expect(Math.abs(device.wAdv - reference.wAdv) / reference.wAdv).toBeLessThan(2e-3);
+  }, CONTENDED_TIMEOUT);
+});
