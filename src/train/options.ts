@@ -31,6 +31,9 @@ export interface RunOptions {
   out?: string;
   /** Run directory to continue from its `last` checkpoint. */
   resume?: string;
+  /** Stage flow: the trained VAE run (latents, template, weights) and PA-MAE run (encoder weights). */
+  vaeRun?: string;
+  ecgRun?: string;
   /** Stage vae: LPIPS weights (safetensors, lpips key layout); without them the perceptual term is off. */
   lpipsWeights?: string;
   /** No progress bar (metrics are still logged). */
@@ -50,6 +53,8 @@ export const USAGE = `usage: npm run train -- --stage ecg [options]
   --data DIR             dataset directory (npm run data -- synth); default: phantom generated on the fly
   --out DIR              run directory (default runs/<stage>-<timestamp>)
   --resume DIR           continue the run in DIR from its last checkpoint (same config, same losses)
+  --vae-run DIR          stage flow: the VAE run (latents.safetensors, template.safetensors, weights)
+  --ecg-run DIR          stage flow: the PA-MAE run whose best encoder is fine-tuned
   --lpips-weights FILE   stage vae: LPIPS (VGG16) weights, lpips key layout; default: no perceptual term
   --disc-start N         stage vae: first step with the discriminator (paper 10000, tiny 20)
   --val-every N          validate every N steps (default: once per epoch, and at the end)
@@ -99,6 +104,8 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
     else if (flag === '--out') options.out = value();
     else if (flag === '--resume') options.resume = value();
     else if (flag === '--lpips-weights') options.lpipsWeights = value();
+    else if (flag === '--vae-run') options.vaeRun = value();
+    else if (flag === '--ecg-run') options.ecgRun = value();
     else if (flag === '--lr') {
       const raw = value();
       const lr = Number(raw);
@@ -116,7 +123,7 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
   if (options.resume && options.lpipsWeights) throw new UsageError("--resume continues with the run's stored configuration; drop --lpips-weights");
   if (options.resume) {
     // A resumed run repeats the stored configuration exactly; changing it would break that promise.
-    const changed = [...Object.keys(options.overrides), ...(options.data ? ['data'] : [])];
+    const changed = [...Object.keys(options.overrides), ...(options.data ? ['data'] : []), ...(options.vaeRun ? ['vaeRun'] : []), ...(options.ecgRun ? ['ecgRun'] : [])];
     if (changed.length) throw new UsageError(`--resume continues with the run's stored configuration; drop ${changed.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
   } else if (!options.stage) throw new UsageError('--stage is required');
   return options;
