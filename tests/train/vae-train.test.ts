@@ -1,6 +1,6 @@
 /**
  * Stage vae on the GPU, in process: a few tiny steps lower the reconstruction loss, the adversarial path
- * runs from discStart on (and is exactly 0 before), the adaptive weight matches a float64 recomputation,
+ * runs from discStart on (and is exactly 0 before), the adaptive weight matches a host recomputation,
  * a run stopped and resumed repeats the uninterrupted run bit for bit, and the latent dump has the right
  * shapes with the template equal to the mean of the latents.
  */
@@ -8,7 +8,6 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Engine } from '../../src/engine/engine';
 import { grad } from '../../src/engine/autograd';
 import { tidy } from '../../src/engine/scope';
 import { Generator } from '../../src/kernels/random';
@@ -20,7 +19,7 @@ import { NodeTrainFileSystem } from '../../src/train/node-files';
 import { resizeCine } from '../../src/train/cine-data';
 import { vaeStage, type VaeStageConfig } from '../../src/train/stage-vae';
 import { generatorLoss, REFERENCE_LOSS_WEIGHTS } from '../../src/train/stage-vae-loss';
-import { cpu, gpuEngine, releaseGpu, randomValues } from '../helpers/oracle';
+import { gpuEngine, releaseGpu, randomValues } from '../helpers/oracle';
 
 /** Lavapipe shares 2 cores with whatever else runs. */
 const CONTENDED_TIMEOUT = 300_000;
@@ -35,14 +34,14 @@ const tempDir = () => {
   return d;
 };
 
-const STEPS = 10;
-const DISC_START = 6;
+const STEPS = 6;
+const DISC_START = 3;
 
-/** The tiny preset shrunk for tests: 8 training subjects (4 steps per epoch of batch 2), 4 for validation. */
+/** The tiny preset shrunk for tests: 4 training subjects (4 steps per epoch of batch 1), 2 for validation. */
 function testConfig(extra: string[] = []): VaeStageConfig {
-  const config = vaeStage.resolveConfig(parseRunArgs(['--stage', 'vae', '--steps', String(STEPS), '--batch', '2', '--seed', '3', '--disc-start', String(DISC_START), '--val-every', '5', '--lr', '2e-3', '--plot-every', '5', ...extra]));
-  config.trainSubjects = 8;
-  config.valSubjects = 4;
+  const config = vaeStage.resolveConfig(parseRunArgs(['--stage', 'vae', '--steps', String(STEPS), '--batch', '1', '--seed', '3', '--disc-start', String(DISC_START), '--val-every', '3', '--lr', '3e-3', '--plot-every', '3', ...extra]));
+  config.trainSubjects = 4;
+  config.valSubjects = 2;
   config.stepsPerEpoch = 4;
   return config;
 }
@@ -87,9 +86,9 @@ describe('stage vae (GPU)', () => {
         expect(r.loss).toBeCloseTo(r.l1 + 1e-6 * r.kl + r.penalty + r.wAdv * r.gAdv, 4);
       }
     }
-    expect(valValues(first).map((v) => v.step)).toEqual([5, 10]);
+    expect(valValues(first).map((v) => v.step)).toEqual([3, 6]);
     const last = await loadCheckpoint(fs, first, 'last');
-    expect(last.meta).toMatchObject({ stage: 'vae', step: STEPS, epoch: 2, batchInEpoch: 2 });
+    expect(last.meta).toMatchObject({ stage: 'vae', step: STEPS, epoch: 1, batchInEpoch: 2 });
     expect(last.meta.best.name).toBe('rec');
     for (const key of ['model.decoder.conv_out.weight', 'disc.main.3.running_mean', 'optim.vae.decoder.conv_out.weight.exp_avg', 'optim.disc.main.0.weight.exp_avg_sq']) expect(last.tensors.has(key)).toBe(true);
     expect([...last.tensors.keys()].some((k) => k.startsWith('optim.vae.') && k.includes('temb_proj'))).toBe(false);
@@ -102,9 +101,9 @@ describe('stage vae (GPU)', () => {
     expect(summary.files.latents).toBe(join(first, 'latents.safetensors'));
     const latentsFile = readTensors(summary.files.latents);
     const latents = latentsFile.tensors.get('latents')!;
-    expect(latents.shape).toEqual([8, 4, 4, 16, 16]);
-    expect(JSON.parse(latentsFile.metadata.rows)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
-    expect(JSON.parse(latentsFile.metadata.ids)).toHaveLength(8);
+    expect(latents.shape).toEqual([4, 4, 4, 16, 16]);
+    expect(JSON.parse(latentsFile.metadata.rows)).toEqual([0, 1, 2, 3]);
+    expect(JSON.parse(latentsFile.metadata.ids)).toHaveLength(4);
     const template = readTensors(summary.files.template).tensors.get('template')!;
     expect(template.shape).toEqual([1, 4, 1, 16, 16]);
     const values = latents.data as Float32Array;
@@ -112,17 +111,17 @@ describe('stage vae (GPU)', () => {
     for (let c = 0; c < 4; c++)
       for (let k = 0; k < plane; k += 37) {
         let acc = 0;
-        for (let s = 0; s < 8; s++) for (let t = 0; t < 4; t++) acc += values[((s * 4 + c) * 4 + t) * plane + k];
-        expect((template.data as Float32Array)[c * plane + k]).toBeCloseTo(acc / 32, 6);
+        for (let s = 0; s < 4; s++) for (let t = 0; t < 4; t++) acc += values[((s * 4 + c) * 4 + t) * plane + k];
+        expect((template.data as Float32Array)[c * plane + k]).toBeCloseTo(acc / 16, 6);
       }
   }, CONTENDED_TIMEOUT);
 
   it('stopping mid-epoch after discStart and resuming repeats the uninterrupted run exactly', async () => {
     const engine = await gpuEngine();
     const dir = tempDir();
-    const partial = await train(vaeStage, testConfig(['--checkpoint-every', '7']), { engine, fs, runDir: dir, progress: null, stopAfterStep: 7 });
-    expect(partial).toMatchObject({ completed: false, steps: 7 });
-    expect((await loadCheckpoint(fs, dir, 'last')).meta).toMatchObject({ step: 7, epoch: 1, batchInEpoch: 3 });
+    const partial = await train(vaeStage, testConfig(['--checkpoint-every', '5']), { engine, fs, runDir: dir, progress: null, stopAfterStep: 5 });
+    expect(partial).toMatchObject({ completed: false, steps: 5 });
+    expect((await loadCheckpoint(fs, dir, 'last')).meta).toMatchObject({ step: 5, epoch: 1, batchInEpoch: 1 });
     const resumed = await train(vaeStage, null, { engine, fs, runDir: dir, progress: null, resume: true });
     expect(resumed).toMatchObject({ completed: true, steps: STEPS });
     expect(trainValues(dir)).toEqual(trainValues(first));
@@ -130,34 +129,30 @@ describe('stage vae (GPU)', () => {
     expect(readTensors(join(dir, 'latents.safetensors')).tensors.get('latents')!.data).toEqual(readTensors(join(first, 'latents.safetensors')).tensors.get('latents')!.data);
   }, CONTENDED_TIMEOUT);
 
-  it('the adaptive weight is 0.5·‖∇W nll‖/(‖∇W g‖ + 1e-4): GPU against the float64 reference backend', async () => {
-    const gpu = await gpuEngine();
-    const input = randomValues(4 * 32 * 32, 9);
-    const run = async (engine: Engine) => {
-      const ctx = { backend: engine.backend, gen: new Generator(11) };
-      const vae = new VAE3d(ctx, VAE_CONFIGS.tiny);
-      const disc = new PatchGan3d(ctx, VAE_CONFIGS.tiny.discriminator);
-      for (const p of disc.parameters()) p.requiresGrad = false;
-      const x = engine.tensor(input, [1, 1, 4, 32, 32]);
-      const W = vae.decoder.convOut.weight;
-      const out = tidy(() => {
-        const { reconstruction, posterior } = vae.forward(x, { gen: new Generator(12) });
-        const loss = generatorLoss({ x, reconstruction, posterior, lpips: null, discriminator: disc, lastLayer: W, weights: REFERENCE_LOSS_WEIGHTS });
-        // Hand check: the two gradient norms, from grad() again on the same (retained) graph.
-        const [gn, gg] = [grad(loss.nll, [W], { retainGraph: true })[0]!, grad(loss.gAdv, [W], { retainGraph: true })[0]!];
-        return { wAdv: loss.wAdv, gn, gg };
-      });
-      const norm = (v: Float64Array) => Math.sqrt(v.reduce((a, b) => a + b * b, 0));
-      const result = { wAdv: (await out.wAdv.dataF64())[0], hand: 0.5 * Math.min(1e4, norm(await out.gn.dataF64()) / (norm(await out.gg.dataF64()) + 1e-4)) };
-      for (const t of [out.wAdv, out.gn, out.gg, x]) t.dispose();
-      vae.dispose();
-      disc.dispose();
-      return result;
-    };
-    const reference = await run(cpu);
-    const device = await run(gpu);
-    expect(reference.wAdv).toBeGreaterThan(0);
-    expect(reference.wAdv).toBeCloseTo(reference.hand, 10);
-    expect(Math.abs(device.wAdv - reference.wAdv) / reference.wAdv).toBeLessThan(2e-3);
+  it('the adaptive weight is 0.5·clamp(‖∇W nll‖ / (‖∇W g‖ + 1e-4), 0, 1e4), detached (hand check in float64)', async () => {
+    const engine = await gpuEngine();
+    const ctx = { backend: engine.backend, gen: new Generator(11) };
+    const vae = new VAE3d(ctx, VAE_CONFIGS.tiny);
+    const disc = new PatchGan3d(ctx, VAE_CONFIGS.tiny.discriminator);
+    for (const p of disc.parameters()) p.requiresGrad = false;
+    const x = engine.tensor(randomValues(4 * 32 * 32, 9), [1, 1, 4, 32, 32]);
+    const W = vae.decoder.convOut.weight;
+    const out = tidy(() => {
+      const { reconstruction, posterior } = vae.forward(x, { gen: new Generator(12) });
+      const loss = generatorLoss({ x, reconstruction, posterior, lpips: null, discriminator: disc, lastLayer: W, weights: REFERENCE_LOSS_WEIGHTS });
+      // The two gradients again, from the same retained graph, for the host-side ratio.
+      const gn = grad(loss.nll, [W], { retainGraph: true })[0]!;
+      const gg = grad(loss.gAdv, [W], { retainGraph: true })[0]!;
+      return { wAdv: loss.wAdv, gn, gg };
+    });
+    expect(out.wAdv.requiresGrad || out.wAdv.gradNode !== null).toBe(false);
+    const norm = (v: Float64Array) => Math.sqrt(v.reduce((a, b) => a + b * b, 0));
+    const hand = 0.5 * Math.min(1e4, norm(await out.gn.dataF64()) / (norm(await out.gg.dataF64()) + 1e-4));
+    const wAdv = (await out.wAdv.dataF64())[0];
+    expect(hand).toBeGreaterThan(0);
+    expect(Math.abs(wAdv - hand) / hand).toBeLessThan(1e-5);
+    for (const t of [out.wAdv, out.gn, out.gg, x]) t.dispose();
+    vae.dispose();
+    disc.dispose();
   }, CONTENDED_TIMEOUT);
 });
