@@ -73,7 +73,7 @@ interface VaePreset {
  * paper: the released model and optimisation at 50 × 96 × 96, GAN from step 10,000.
  */
 const VAE_PRESETS: Record<Preset, VaePreset> = {
-  tiny: { model: VAE_CONFIGS.tiny, input: { frames: 4, size: 32 }, batchSize: 4, lr: 1e-3, epochs: 5, discStart: 20, trainSubjects: 32, valSubjects: 8 },
+  tiny: { model: VAE_CONFIGS.tiny, input: { frames: 4, size: 32 }, batchSize: 2, lr: 1e-3, epochs: 5, discStart: 20, trainSubjects: 16, valSubjects: 4 },
   small: { model: VAE_CONFIGS.small, input: { frames: 10, size: 48 }, batchSize: 4, lr: 5e-5, epochs: 10, discStart: 500, trainSubjects: 512, valSubjects: 64 },
   paper: { model: VAE_CONFIGS.paper, input: { frames: 50, size: 96 }, batchSize: 1, lr: 5e-5, epochs: 10, discStart: 10_000, trainSubjects: 4096, valSubjects: 256 },
 };
