@@ -8,16 +8,19 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { grad } from '../../src/engine/autograd';
+import { grad, noGrad } from '../../src/engine/autograd';
 import { tidy } from '../../src/engine/scope';
 import { Generator } from '../../src/kernels/random';
 import { PatchGan3d } from '../../src/models/discriminator3d';
-import { readSafetensors } from '../../src/models/io/safetensors';
+import { readSafetensors, writeSafetensors } from '../../src/models/io/safetensors';
+import { HostTensor } from '../../src/models/io/tensor';
+import { LPIPS_CONFIGS, Lpips } from '../../src/models/lpips';
 import { VAE_CONFIGS, VAE3d } from '../../src/models/vae3d';
 import { loadCheckpoint, parseMetrics, parseRunArgs, train, type TrainRecord, type ValRecord } from '../../src/train/index';
 import { NodeTrainFileSystem } from '../../src/train/node-files';
 import { resizeCine } from '../../src/train/cine-data';
-import { vaeStage, type VaeStageConfig } from '../../src/train/stage-vae';
+import { loadLpips, vaeStage, type VaeStageConfig } from '../../src/train/stage-vae';
+import { MemoryTrainFileSystem } from '../../src/train/files';
 import { generatorLoss, REFERENCE_LOSS_WEIGHTS } from '../../src/train/stage-vae-loss';
 import { gpuEngine, releaseGpu, randomValues } from '../helpers/oracle';
 
@@ -154,5 +157,36 @@ describe('stage vae (GPU)', () => {
     for (const t of [out.wAdv, out.gn, out.gg, x]) t.dispose();
     vae.dispose();
     disc.dispose();
+  }, CONTENDED_TIMEOUT);
+
+  it('--lpips-weights: a lpips-layout file (under loss.perceptual_loss.) loads; nll = L1 + mean per-frame LPIPS', async () => {
+    const engine = await gpuEngine();
+    const source = new Lpips({ backend: engine.backend, gen: new Generator(21) }, LPIPS_CONFIGS.tiny);
+    const weights = new Map<string, HostTensor>();
+    for (const [k, t] of source.stateDict()) weights.set(`loss.perceptual_loss.${k}`, new HostTensor('f32', [...t.shape], Float32Array.from(await t.data())));
+    source.dispose();
+    const memory = new MemoryTrainFileSystem();
+    await memory.writeFile('/lpips.safetensors', writeSafetensors(weights));
+    const lpips = await loadLpips(memory, '/lpips.safetensors', engine.backend, new Generator(22));
+    lpips.eval();
+    const vae = new VAE3d({ backend: engine.backend, gen: new Generator(23) }, VAE_CONFIGS.tiny);
+    const x = engine.tensor(randomValues(2 * 4 * 32 * 32, 5), [2, 1, 4, 32, 32]);
+    const out = noGrad(() =>
+      tidy(() => {
+        const { reconstruction, posterior } = vae.forward(x, { gen: new Generator(24) });
+        const loss = generatorLoss({ x, reconstruction, posterior, lpips, discriminator: null, lastLayer: vae.decoder.convOut.weight, weights: REFERENCE_LOSS_WEIGHTS });
+        return { nll: loss.nll, l1: loss.l1, perceptual: loss.lpips!, perFrame: lpips.video(x, reconstruction) };
+      }),
+    );
+    const [nll, l1, perceptual] = [(await out.nll.dataF64())[0], (await out.l1.dataF64())[0], (await out.perceptual.dataF64())[0]];
+    const perFrame = await out.perFrame.dataF64();
+    expect(out.perFrame.shape).toEqual([2, 1, 4, 1, 1]);
+    // (Random heads may be negative; real LPIPS heads are not.)
+    expect(Math.abs(perceptual)).toBeGreaterThan(0);
+    expect(perceptual).toBeCloseTo(perFrame.reduce((a, b) => a + b, 0) / 8, 6);
+    expect(nll).toBeCloseTo(l1 + perceptual, 6);
+    for (const t of [out.nll, out.l1, out.perceptual, out.perFrame, x]) t.dispose();
+    vae.dispose();
+    lpips.dispose();
   }, CONTENDED_TIMEOUT);
 });
