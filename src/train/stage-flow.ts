@@ -192,12 +192,24 @@ class FlowStage implements Stage<FlowBatch> {
     private noiseGen: Generator,
     readonly train: FlowBatches,
     private readonly valLatents: LatentSet,
+    private readonly reader: SubjectReader,
   ) {
     this.dit = models.dit;
     this.encoder = models.encoder;
     const named = [...this.dit.namedParameters('dit.'), ...this.encoder.namedParameters('encoder.')];
     this.params = named.map(([, t]) => t);
     this.paramNames = named.map(([n]) => n);
+  }
+
+  /** Prepared encoder inputs of the validation subjects, kept across validations (12 × length floats each). */
+  private readonly valEcgCache = new Map<number, Promise<Float32Array>>();
+  private valEcg(row: number): Promise<Float32Array> {
+    let hit = this.valEcgCache.get(row);
+    if (!hit) {
+      hit = this.reader.ecg(this.valLatents.subjects[row]).then((raw) => ecgModelInput(raw, this.config.ecgLength!));
+      this.valEcgCache.set(row, hit);
+    }
+    return hit;
   }
 
   private get latentShape(): number[] {
@@ -231,15 +243,14 @@ class FlowStage implements Stage<FlowBatch> {
     const gen = new Generator(seeds(c.seed).valNoise);
     const n = this.valLatents.subjects.length;
     const sampleSize = this.latentShape.reduce((a, b) => a * b, 1);
-    const reader = new SubjectReader(this.context.fs);
     this.encoder.eval();
     const perBatch: Tensor[] = [];
     try {
       for (let start = 0; start < n; start += c.valBatchSize) {
         const rows = Array.from({ length: Math.min(c.valBatchSize, n - start) }, (_, i) => start + i);
-        const ecgs = await Promise.all(rows.map((r) => reader.ecg(this.valLatents.subjects[r])));
+        const ecgs = await Promise.all(rows.map((r) => this.valEcg(r)));
         const ecgData = new Float32Array(rows.length * 12 * c.ecgLength!);
-        ecgs.forEach((raw, i) => ecgData.set(ecgModelInput(raw, c.ecgLength!), i * 12 * c.ecgLength!));
+        ecgs.forEach((input, i) => ecgData.set(input, i * 12 * c.ecgLength!));
         const ecg = engine.tensor(ecgData, [rows.length, 12, c.ecgLength!]);
         const x1 = engine.tensor(this.valLatents.data.subarray(start * sampleSize, (start + rows.length) * sampleSize), [rows.length, ...this.latentShape]);
         const tokens = await encodeEcgTokens(this.encoder, ecg, c.dit!.numFrames, c.cycle, { grad: false });
@@ -440,6 +451,6 @@ export const flowStage: StageFactory<FlowStageConfig> = {
     if (c !== dit.latentChannels || h !== dit.latentSize[0] || w !== dit.latentSize[1]) throw new Error(`template (${templateHost.shape.join(', ')}) does not match the latents (${latents.sampleShape.join(', ')})`);
     const template = engine.tensor(templateHost.toFloat32(), [...templateHost.shape]);
     const optimizer = new AdamW([...ditModel.parameters(), ...encoder.parameters()], { lr: config.lr, betas: config.betas, eps: config.eps, weightDecay: config.weightDecay });
-    return new FlowStage(config, context, { dit: ditModel, encoder }, template, optimizer, initGen, new Generator(s.noise), train, valLatents);
+    return new FlowStage(config, context, { dit: ditModel, encoder }, template, optimizer, initGen, new Generator(s.noise), train, valLatents, reader);
   },
 };
