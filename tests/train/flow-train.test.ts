@@ -14,6 +14,7 @@ import { loadCheckpoint, parseMetrics, parseRunArgs, train, UsageError, type Tra
 import { NodeTrainFileSystem } from '../../src/train/node-files';
 import { conditionKeepMask, flowStage, type FlowStageConfig } from '../../src/train/stage-flow';
 import { writeTinyChain } from '../../src/train/stage-flow-fixture';
+import { latentSubjects } from '../../src/train/stage-flow-data';
 import { gpuEngine, releaseGpu } from '../helpers/oracle';
 
 const CONTENDED_TIMEOUT = 300_000;
@@ -45,6 +46,18 @@ function testConfig(steps: number, extra: string[] = []): FlowStageConfig {
 const records = (runDir: string) => parseMetrics(readFileSync(join(runDir, 'metrics.jsonl'), 'utf8'));
 const trainValues = (runDir: string) => records(runDir).filter((r): r is TrainRecord => r.type === 'train').map((r) => ({ step: r.step, lr: r.lr, ...(r.values as { loss: number; gradNorm: number }) }));
 const valValues = (runDir: string) => records(runDir).filter((r): r is ValRecord => r.type === 'val').map((r) => ({ step: r.step, ...r.values }));
+
+describe('latent pairing', () => {
+  it('pairs latent rows with phantom ids, dataset ids or rows, or falls back to the VAE run order', () => {
+    const phantom = latentSubjects({ ids: JSON.stringify(['phantom-s7-000004', 'phantom-s7-000002']) }, 2, { seed: 1, data: null });
+    expect(phantom).toEqual([{ kind: 'phantom', seed: 7, index: 4 }, { kind: 'phantom', seed: 7, index: 2 }]);
+    const byId = latentSubjects({ ids: JSON.stringify(['b', 'a']) }, 2, { seed: 1, data: 'd' }, ['a', 'b', 'c']);
+    expect(byId.map((s) => (s.kind === 'dataset' ? s.row : -1))).toEqual([1, 0]);
+    expect(latentSubjects({ rows: '[2, 0]' }, 2, { seed: 1, data: 'd' })).toEqual([{ kind: 'dataset', dir: 'd', split: 'train', row: 2 }, { kind: 'dataset', dir: 'd', split: 'train', row: 0 }]);
+    expect(latentSubjects({}, 2, { seed: 3, data: null })).toEqual([{ kind: 'phantom', seed: 3, index: 0 }, { kind: 'phantom', seed: 3, index: 1 }]);
+    expect(() => latentSubjects({ rows: '[0]' }, 2, { seed: 3, data: null })).toThrow(/1 subjects for 2 latents/);
+  });
+});
 
 describe('stage flow (GPU)', () => {
   const steps = 8;
