@@ -200,16 +200,20 @@ export class VaeStage implements Stage<CineBatch> {
     // Generator step. The discriminator's weights get no gradient here: the reference computes one and
     // zeroes it before the discriminator's own backward, so skipping it changes nothing but the work.
     this.setDiscriminatorTrainable(false);
-    const g = tidy(() => {
-      const { reconstruction, posterior } = this.vae.forward(x, { gen: this.sampleGen });
-      const out = generatorLoss({
-        x, reconstruction, posterior, lpips: this.lpips, discriminator: adversarial ? this.discriminator : null,
-        lastLayer: this.vae.decoder.convOut.weight, weights: c.loss,
+    let g: ReturnType<typeof generatorLoss> & { detached: Tensor };
+    try {
+      g = tidy(() => {
+        const { reconstruction, posterior } = this.vae.forward(x, { gen: this.sampleGen });
+        const out = generatorLoss({
+          x, reconstruction, posterior, lpips: this.lpips, discriminator: adversarial ? this.discriminator : null,
+          lastLayer: this.vae.decoder.convOut.weight, weights: c.loss,
+        });
+        backward(out.loss);
+        return { ...out, detached: reconstruction.share() };
       });
-      backward(out.loss);
-      return { ...out, detached: reconstruction.share() };
-    });
-    this.setDiscriminatorTrainable(true);
+    } finally {
+      this.setDiscriminatorTrainable(true);
+    }
     const gradNorm = clipGradNorm(this.vaeParams, c.clipNorm);
     this.vaeOptimizer.step();
     this.vaeOptimizer.zeroGrad();
