@@ -3,6 +3,9 @@ import type { DType } from '../src/engine/dtype';
 import { enableF16 } from './common.wgsl';
 
 export interface MatmulTiling {
+  /** 'direct': no workgroup memory (CPU adapters); bm/bn/bk are then unused and `workgroup` sets the size. */
+  direct?: boolean;
+  workgroup?: number;
   /** Output tile per workgroup (rows × cols) and depth of one shared-memory step. */
   bm: number;
   bn: number;
@@ -102,6 +105,84 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     if (r >= u.m) { continue; }
     for (var j = 0u; j < ${tn}u; j++) {
       let cc = col0 + lid.x + j * ${tx}u;
+      if (cc >= u.n) { continue; }
+      var v = acc[i * ${tn}u + j] * u.alpha;
+#if ${o.bias}
+      v += f32(bias[cc]);
+#endif
+      c[outBase + r * u.n + cc] = ${o.out === 'f32' ? 'v' : `${o.out}(v)`};
+    }
+  }
+}
+`;
+}
+
+/**
+ * The same product without workgroup memory or barriers, for CPU adapters (lavapipe, SwiftShader):
+ * there a barrier splits the shader into costly continuations and the CPU caches already provide the
+ * reuse that shared memory gives a GPU. Each invocation accumulates a TM×TN block straight from memory.
+ */
+export function matmulDirectShader(o: { a: DType; b: DType; out: DType; bias: boolean; tm: number; tn: number; workgroup: number }): string {
+  const { tm, tn } = o;
+  const loadA = (idx: string) => (o.a === 'f32' ? `a[${idx}]` : `f32(a[${idx}])`);
+  const loadB = (idx: string) => (o.b === 'f32' ? `b[${idx}]` : `f32(b[${idx}])`);
+  return wgsl`${enableF16([o.a, o.b, o.out])}
+struct Params {
+  m: u32, n: u32, k: u32, batchRank: u32,
+  aRow: u32, aCol: u32, bRow: u32, bCol: u32,
+  aOffset: u32, bOffset: u32, outOffset: u32, alpha: f32,
+  batchShape: vec4<u32>,
+  aBatch: vec4<u32>,
+  bBatch: vec4<u32>,
+};
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read> a: array<${o.a}>;
+@group(0) @binding(2) var<storage, read> b: array<${o.b}>;
+#if ${o.bias}
+@group(0) @binding(3) var<storage, read> bias: array<${o.out}>;
+@group(0) @binding(4) var<storage, read_write> c: array<${o.out}>;
+#else
+@group(0) @binding(3) var<storage, read_write> c: array<${o.out}>;
+#endif
+
+@compute @workgroup_size(${o.workgroup})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  var rest = wid.z;
+  var aBase = u.aOffset;
+  var bBase = u.bOffset;
+  for (var d = i32(u.batchRank) - 1; d >= 0; d--) {
+    let extent = u.batchShape[d];
+    let coord = rest % extent;
+    rest = rest / extent;
+    aBase += coord * u.aBatch[d];
+    bBase += coord * u.bBatch[d];
+  }
+  let blocksN = (u.n + ${tn - 1}u) / ${tn}u;
+  let block = gid.x + gid.y * nwg.x * ${o.workgroup}u;
+  let row0 = (block / blocksN) * ${tm}u;
+  let col0 = (block % blocksN) * ${tn}u;
+  if (row0 >= u.m) { return; }
+  var acc: array<f32, ${tm * tn}>;
+  for (var i = 0u; i < ${tm * tn}u; i++) { acc[i] = 0.0; }
+  // Clamp edge rows/cols to valid addresses; their results are discarded at the store.
+  var aRows: array<u32, ${tm}>;
+  for (var i = 0u; i < ${tm}u; i++) { aRows[i] = aBase + min(row0 + i, u.m - 1u) * u.aRow; }
+  var bCols: array<u32, ${tn}>;
+  for (var j = 0u; j < ${tn}u; j++) { bCols[j] = bBase + min(col0 + j, u.n - 1u) * u.bCol; }
+  for (var kk = 0u; kk < u.k; kk++) {
+    var bv: array<f32, ${tn}>;
+    for (var j = 0u; j < ${tn}u; j++) { bv[j] = ${loadB('bCols[j] + kk * u.bRow')}; }
+    for (var i = 0u; i < ${tm}u; i++) {
+      let av = ${loadA('aRows[i] + kk * u.aCol')};
+      for (var j = 0u; j < ${tn}u; j++) { acc[i * ${tn}u + j] = fma(av, bv[j], acc[i * ${tn}u + j]); }
+    }
+  }
+  let outBase = u.outOffset + wid.z * u.m * u.n;
+  for (var i = 0u; i < ${tm}u; i++) {
+    let r = row0 + i;
+    if (r >= u.m) { continue; }
+    for (var j = 0u; j < ${tn}u; j++) {
+      let cc = col0 + j;
       if (cc >= u.n) { continue; }
       var v = acc[i * ${tn}u + j] * u.alpha;
 #if ${o.bias}

@@ -6,7 +6,7 @@ import { broadcastShapes, formatShape, numel } from '../engine/shape';
 import type { Tensor } from '../engine/tensor';
 import { tidy } from '../engine/scope';
 import { UniformWriter } from '../engine/uniforms';
-import { matmulShader, type MatmulTiling } from '../../shaders/matmul.wgsl';
+import { matmulDirectShader, matmulShader, type MatmulTiling } from '../../shaders/matmul.wgsl';
 import { matmulRef } from './reference/matmul';
 import { add } from './elementwise';
 import { sum, sumToShape } from './reduce';
@@ -14,7 +14,8 @@ import { contiguous, expand, reshape, squeeze, transpose, unsqueeze } from './vi
 
 /** Small tiles for CPU adapters (lavapipe: barriers are costly, caches small); big ones for discrete GPUs. */
 export function defaultTiling(backend: WebGPUBackend, m: number, n: number): MatmulTiling {
-  if (!backend.ctx.caps.software && m >= 1024 && n >= 1024) return { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 };
+  if (backend.ctx.caps.software) return { direct: true, workgroup: 64, bm: 0, bn: 0, bk: 0, tm: 4, tn: 8 };
+  if (m >= 1024 && n >= 1024) return { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 };
   if (m <= 16 || n <= 16) return { bm: 16, bn: 64, bk: 16, tm: 1, tn: 4 };
   return { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 };
 }
@@ -59,9 +60,16 @@ function matmulRaw(a: Tensor, b: Tensor, bias: Tensor | null, alpha: number): Te
   const outDtype = a.dtype === 'f16' && b.dtype === 'f16' ? 'f16' : 'f32';
   const out = empty(backend, outShape, outDtype);
   const tiling = tilingOverride ?? defaultTiling(backend, m, n);
+  const direct = tiling.direct ?? false;
+  const wgDirect = tiling.workgroup ?? 64;
   const program = {
-    key: `matmul:${a.dtype},${b.dtype}>${outDtype}:${bias ? 'bias' : ''}:${tiling.bm}x${tiling.bn}x${tiling.bk}/${tiling.tm}x${tiling.tn}`,
-    source: () => matmulShader({ a: a.dtype, b: b.dtype, out: outDtype, bias: !!bias, tiling }),
+    key: direct
+      ? `matmul-direct:${a.dtype},${b.dtype}>${outDtype}:${bias ? 'bias' : ''}:${tiling.tm}x${tiling.tn}/${wgDirect}`
+      : `matmul:${a.dtype},${b.dtype}>${outDtype}:${bias ? 'bias' : ''}:${tiling.bm}x${tiling.bn}x${tiling.bk}/${tiling.tm}x${tiling.tn}`,
+    source: () =>
+      direct
+        ? matmulDirectShader({ a: a.dtype, b: b.dtype, out: outDtype, bias: !!bias, tm: tiling.tm, tn: tiling.tn, workgroup: wgDirect })
+        : matmulShader({ a: a.dtype, b: b.dtype, out: outDtype, bias: !!bias, tiling }),
     inputs: bias ? 3 : 2,
     outputs: 1,
   };
@@ -81,9 +89,14 @@ function matmulRaw(a: Tensor, b: Tensor, bias: Tensor | null, alpha: number): Te
     inputs: [a, b, ...(bias ? [bias] : [])].map((t) => (t.storage as GpuStorage).buffer),
     outputs: [(out.storage as GpuStorage).buffer],
     uniforms,
-    workgroups: [Math.ceil(n / tiling.bn), Math.ceil(m / tiling.bm), batch],
+    workgroups: direct ? directGrid(Math.ceil(m / tiling.tm) * Math.ceil(n / tiling.tn), wgDirect, maxZ, batch) : [Math.ceil(n / tiling.bn), Math.ceil(m / tiling.bm), batch],
   });
   return out;
+}
+
+function directGrid(blocks: number, workgroup: number, maxDim: number, batch: number): [number, number, number] {
+  const groups = Math.ceil(blocks / workgroup);
+  return [Math.min(groups, maxDim), Math.ceil(groups / maxDim), batch];
 }
 
 /**

@@ -116,6 +116,22 @@ describe('matmul', () => {
   it('larger than one tile in every direction', async () => {
     await compareWithReference(ops.matmul, [{ shape: [2, 70, 150] }, { shape: [150, 90] }], { rtol: 1e-4, atol: 1e-4, forwardOnly: true });
   });
+  it('both kernel variants (shared-memory tiles and direct) agree with the reference', async () => {
+    const variants = [
+      { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 },
+      { bm: 16, bn: 64, bk: 16, tm: 1, tn: 4 },
+      { direct: true, workgroup: 64, bm: 0, bn: 0, bk: 0, tm: 4, tn: 8 },
+    ];
+    try {
+      for (const t of variants) {
+        ops.setMatmulTiling(t);
+        await compareWithReference(ops.matmul, [{ shape: [2, 67, 33] }, { shape: [33, 71] }], { rtol: 1e-4, atol: 1e-4 });
+        await compareWithReference((a, b, c) => ops.linear(a, b, c), [{ shape: [5, 9] }, { shape: [7, 9] }, { shape: [7] }], { atol: 1e-4 });
+      }
+    } finally {
+      ops.setMatmulTiling(null);
+    }
+  });
   it('rejects mismatched inner sizes', async () => {
     const e = await gpuEngine();
     const a = e.tensor(randomValues(6), [2, 3]);
