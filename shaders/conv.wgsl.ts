@@ -1,4 +1,7 @@
 export interface ConvTiling {
+  /** Barrier-free variant for CPU adapters (gemm mode only): bm/bn/bk unused, `workgroup` invocations. */
+  direct?: boolean;
+  workgroup?: number;
   /** Output tile per workgroup (rows × cols) and depth of one shared-memory step. */
   bm: number;
   bn: number;
@@ -275,6 +278,78 @@ ${colState}
     workgroupBarrier();
   }
   let outBase = wid.z * u.rows * u.cols;
+  ${store}
+}
+`;
+}
+
+/**
+ * The forward / backward-data implicit GEMM without workgroup memory, for CPU adapters (lavapipe): each
+ * invocation owns TM consecutive rows × TN consecutive columns and walks the depth as
+ * (channel, tap) directly, so there are no barriers and no index division inside the loop.
+ */
+export function convDirectShader(o: { bias: boolean; tm: number; tn: number; workgroup: number; maxTaps: number }): string {
+  const { tm, tn } = o;
+  const rowState = unroll(tm, (i) => `
+  var rowZ${i} = INVALID;
+  var rowY${i} = 0;
+  var rowX${i} = 0;
+  var rowOff${i} = 0;
+  {
+    let r = row0 + ${i}u;
+    if (r < u.rows) {${decodeGrid('', 'r')}
+      rowZ${i} = i32(qz) * u.rowStep.x + u.rowBase.x;
+      rowY${i} = i32(qy) * u.rowStep.y + u.rowBase.y;
+      rowX${i} = i32(qx) * u.rowStep.z + u.rowBase.z;
+      rowOff${i} = u.aOffset + i32(b) * u.aBatch + rowZ${i} * u.aStride.x + rowY${i} * u.aStride.y + rowX${i} * u.aStride.z;
+    }
+  }`, '');
+  // Columns past the end read the last valid column (a valid address); their sums are never stored.
+  const colState = unroll(tn, (j) => `
+  let colOff${j} = u.bOffset + i32(min(col0 + ${j}u, u.cols - 1u)) * u.bNStride;`, '');
+  const loads = `${unroll(tm, (i) => `var a${i} = 0.0;
+        if (inside(rowZ${i} + e.x, rowY${i} + e.y, rowX${i} + e.z)) { a${i} = srcA[u32(rowOff${i} + aK)]; }`, '\n        ')}
+        ${unroll(tn, (j) => `let b${j} = srcB[u32(colOff${j} + bK)];`, '\n        ')}
+        ${unroll(tm * tn, (n) => `acc${Math.floor(n / tn)}_${n % tn} = fma(a${Math.floor(n / tn)}, b${n % tn}, acc${Math.floor(n / tn)}_${n % tn});`, '\n        ')}`;
+  const store = unroll(tm, (i) => `
+  {
+    let r = row0 + ${i}u;
+    if (r < u.rows) {${decodeGrid('', 'r')}
+      let outRow = b * u.outBatch + (u.outBase.x + qz * u.outStep.x) * u.outStride.x
+        + (u.outBase.y + qy * u.outStep.y) * u.outStride.y + (u.outBase.z + qx * u.outStep.z) * u.outStride.z;
+      ${unroll(tn, (j) => `
+      {
+        let c = col0 + ${j}u;
+        if (c < u.cols) { dst[outRow + c * u.outChan] = acc${i}_${j}${o.bias ? ' + bias[c]' : ''}; }
+      }`, '')}
+    }
+  }`, '');
+  return `${paramsStruct(o.maxTaps)}
+@group(0) @binding(1) var<storage, read> srcA: array<f32>;
+@group(0) @binding(2) var<storage, read> srcB: array<f32>;
+${o.bias ? '@group(0) @binding(3) var<storage, read> bias: array<f32>;\n@group(0) @binding(4) var<storage, read_write> dst: array<f32>;' : '@group(0) @binding(3) var<storage, read_write> dst: array<f32>;'}
+${HELPERS}
+@compute @workgroup_size(${o.workgroup})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let block = gid.x + gid.y * nwg.x * ${o.workgroup}u;
+  let colBlock = block % u.tilesN;
+  let row0 = (block / u.tilesN) * ${tm}u;
+  let col0 = colBlock * ${tn}u;
+  if (row0 >= u.rows) { return; }
+  ${unroll(tm * tn, (n) => `var acc${Math.floor(n / tn)}_${n % tn} = 0.0;`, '\n  ')}
+  ${rowState}
+  ${colState}
+  let channels = u.depth / u.numTaps;
+  for (var kc = 0u; kc < channels; kc++) {
+    for (var tap = 0u; tap < u.numTaps; tap++) {
+      let e = u.taps[tap];
+      let aK = i32(kc) * u.aChan + tapOffsetA(tap);
+      let bK = i32(kc) * u.bKStride + e.w;
+      {
+        ${loads}
+      }
+    }
+  }
   ${store}
 }
 `;

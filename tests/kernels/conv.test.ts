@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Tensor } from '../../src/engine/tensor';
 import { ShapeError } from '../../src/engine/errors';
-import { conv1d, conv2d, conv3d, convNd, type ConvOptions } from '../../src/kernels/conv';
+import { conv1d, conv2d, conv3d, convNd, setConvTiling, type ConvOptions } from '../../src/kernels/conv';
 import { convForwardRef } from '../../src/kernels/reference/conv';
 import { slice } from '../../src/kernels/views';
 import { compareWithReference, cpu, gradCheck, releaseGpu } from '../helpers/oracle';
@@ -67,6 +67,26 @@ describe('conv: tiling edges', () => {
   it('stride larger than the kernel (input positions no tap reaches get zero gradient)', async () => {
     await compareWithReference(conv(true, { stride: 3 }), [{ shape: [2, 3, 10] }, { shape: [2, 3, 1] }, { shape: [2] }], tol);
   });
+});
+
+describe('conv: both kernel variants (shared-memory tiles and barrier-free direct)', () => {
+  const tilings = [
+    { bm: 64, bn: 16, bk: 16, tm: 8, tn: 4 },
+    { bm: 64, bn: 64, bk: 16, tm: 8, tn: 4 },
+    { direct: true, workgroup: 64, bm: 0, bn: 0, bk: 0, tm: 4, tn: 8 },
+    { direct: true, workgroup: 64, bm: 0, bn: 0, bk: 0, tm: 4, tn: 4 },
+  ];
+  for (const t of tilings) {
+    it(JSON.stringify(t), async () => {
+      setConvTiling(t);
+      try {
+        await compareWithReference(conv(true, { stride: [1, 2, 2], padding: 1 }), [{ shape: [2, 3, 3, 7, 6] }, { shape: [10, 3, 3, 3, 3] }, { shape: [10] }], tol);
+        await compareWithReference(conv(false, { stride: 2, padding: 3 }), [{ shape: [1, 3, 17] }, { shape: [5, 3, 7] }], tol);
+      } finally {
+        setConvTiling(null);
+      }
+    });
+  }
 });
 
 describe('conv: dilation and strided views', () => {
