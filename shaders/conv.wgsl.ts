@@ -354,3 +354,74 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 `;
 }
+
+/**
+ * Weight gradient without workgroup memory (CPU adapters): each invocation owns TM output channels ×
+ * TN (channel, tap) columns and walks its split's chunk of (batch, output position) in order, stepping
+ * the position counters instead of dividing.
+ */
+export function convWgradDirectShader(o: { tm: number; tn: number; workgroup: number; maxTaps: number }): string {
+  const { tm, tn } = o;
+  // Rows past the end read the last valid row (a valid address); their sums are never stored.
+  const rowState = unroll(tm, (i) => `
+  let coOff${i} = i32(min(row0 + ${i}u, u.rows - 1u)) * u.bNStride;`, '');
+  const colState = unroll(tn, (j) => `
+  var colZ${j} = INVALID;
+  var colY${j} = 0;
+  var colX${j} = 0;
+  var colOff${j} = 0;
+  {
+    let c = col0 + ${j}u;
+    if (c < u.cols) {
+      let ci = divFast(c, u.numTaps, u.invTaps);
+      let tap = c - ci * u.numTaps;
+      let e = u.taps[tap];
+      colZ${j} = e.x;
+      colY${j} = e.y;
+      colX${j} = e.z;
+      colOff${j} = i32(ci) * u.aChan + tapOffsetA(tap);
+    }
+  }`, '');
+  const store = unroll(tm, (i) => `
+  if (row0 + ${i}u < u.rows) {
+    ${unroll(tn, (j) => `if (col0 + ${j}u < u.cols) { dst[outBase + (row0 + ${i}u) * u.cols + col0 + ${j}u] = acc${i}_${j}; }`, '\n    ')}
+  }`, '');
+  return `${paramsStruct(o.maxTaps)}
+@group(0) @binding(1) var<storage, read> srcA: array<f32>;
+@group(0) @binding(2) var<storage, read> srcB: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+${HELPERS}
+@compute @workgroup_size(${o.workgroup})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let block = gid.x + gid.y * nwg.x * ${o.workgroup}u;
+  let row0 = (block / u.tilesN) * ${tm}u;
+  let col0 = (block % u.tilesN) * ${tn}u;
+  if (row0 >= u.rows) { return; }
+  ${unroll(tm * tn, (n) => `var acc${Math.floor(n / tn)}_${n % tn} = 0.0;`, '\n  ')}
+  ${rowState}
+  ${colState}
+  let mStart = wid.z * u.chunk;
+  let mEnd = min(u.depth, mStart + u.chunk);
+  if (mStart >= mEnd) { return; }
+  let qd = u.q / u.qhw;
+  let qh = u.qhw / u.qw;
+  ${decodeGrid('', 'mStart').replace(/let /g, 'var ')}
+  for (var m = mStart; m < mEnd; m++) {
+    let pz = i32(qz) * u.rowStep.x + u.rowBase.x;
+    let py = i32(qy) * u.rowStep.y + u.rowBase.y;
+    let px = i32(qx) * u.rowStep.z + u.rowBase.z;
+    let xBase = u.aOffset + i32(b) * u.aBatch + pz * u.aStride.x + py * u.aStride.y + px * u.aStride.z;
+    let gBase = u.bOffset + i32(b) * u.bKStride + i32(qz) * u.gStride.x + i32(qy) * u.gStride.y + i32(qx) * u.gStride.z;
+    ${unroll(tm, (i) => `let a${i} = srcB[u32(gBase + coOff${i})];`, '\n    ')}
+    ${unroll(tn, (j) => `var b${j} = 0.0;
+    if (inside(pz + colZ${j}, py + colY${j}, px + colX${j})) { b${j} = srcA[u32(xBase + colOff${j})]; }`, '\n    ')}
+    ${unroll(tm * tn, (n) => `acc${Math.floor(n / tn)}_${n % tn} = fma(a${Math.floor(n / tn)}, b${n % tn}, acc${Math.floor(n / tn)}_${n % tn});`, '\n    ')}
+    // Next output position: step x, carry into y, z and the batch.
+    qx++;
+    if (qx == u.qw) { qx = 0u; qy++; if (qy == qh) { qy = 0u; qz++; if (qz == qd) { qz = 0u; b++; } } }
+  }
+  let outBase = wid.z * u.rows * u.cols;
+  ${store}
+}
+`;
+}

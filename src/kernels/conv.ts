@@ -5,7 +5,7 @@ import { ShapeError } from '../engine/errors';
 import { formatShape } from '../engine/shape';
 import type { Tensor } from '../engine/tensor';
 import { UniformWriter } from '../engine/uniforms';
-import { convDirectShader, convShader, tapTableSize, type ConvMode, type ConvTiling } from '../../shaders/conv.wgsl';
+import { convDirectShader, convShader, convWgradDirectShader, tapTableSize, type ConvMode, type ConvTiling } from '../../shaders/conv.wgsl';
 import { convBackwardDataRef, convBackwardWeightRef, convForwardRef, type ConvGeometry } from './reference/conv';
 import { reduceRaw } from './reduce';
 import { reshape } from './views';
@@ -105,8 +105,9 @@ export function defaultConvTiling(cols: number, software = false): ConvTiling {
 }
 
 /** Weight gradient: rows are output channels (few), columns Cin·taps (many). */
-function wgradTiling(rows: number, allowOverride = true): ConvTiling {
-  if (allowOverride && tilingOverride && !tilingOverride.direct) return tilingOverride;
+function wgradTiling(rows: number, software: boolean): ConvTiling {
+  if (tilingOverride) return tilingOverride;
+  if (software) return { direct: true, workgroup: 64, bm: 0, bn: 0, bk: 0, tm: rows <= 4 ? 2 : 4, tn: 8 };
   if (rows <= 16) return { bm: 16, bn: 64, bk: 16, tm: 2, tn: 8 };
   return { bm: 32, bn: 64, bk: 16, tm: 4, tn: 8 };
 }
@@ -182,9 +183,12 @@ function launchConv(backend: WebGPUBackend, l: GemmLaunch): void {
   const hasBias = !!l.bias;
   const program = {
     key: direct
-      ? `conv-direct:${hasBias ? 'bias' : ''}:${t.tm}x${t.tn}/${workgroup}:taps${maxTaps}`
+      ? `conv-direct:${l.mode}:${hasBias ? 'bias' : ''}:${t.tm}x${t.tn}/${workgroup}:taps${maxTaps}`
       : `conv:${l.mode}:${hasBias ? 'bias' : ''}:${t.bm}x${t.bn}x${t.bk}/${t.tm}x${t.tn}:taps${maxTaps}`,
-    source: () => (direct ? convDirectShader({ bias: hasBias, tm: t.tm, tn: t.tn, workgroup, maxTaps }) : convShader({ mode: l.mode, bias: hasBias, tiling: t, maxTaps })),
+    source: () => {
+      if (!direct) return convShader({ mode: l.mode, bias: hasBias, tiling: t, maxTaps });
+      return l.mode === 'wgrad' ? convWgradDirectShader({ tm: t.tm, tn: t.tn, workgroup, maxTaps }) : convDirectShader({ bias: hasBias, tm: t.tm, tn: t.tn, workgroup, maxTaps });
+    },
     inputs: hasBias ? 3 : 2,
     outputs: 1,
   };
@@ -330,13 +334,16 @@ function convBackwardWeightRaw(x: Tensor, gy: Tensor, wShape: readonly number[],
   const rows = g.cout;
   const cols = g.cin * kv;
   const depth = g.batch * prod(g.outSize);
-  const tiling = wgradTiling(rows);
-  const tiles = Math.ceil(rows / tiling.bm) * Math.ceil(cols / tiling.bn);
-  // Split the long reduction so enough workgroups run; each split keeps ≥ 8 depth steps.
-  const targetGroups = isSoftware(backend) ? 32 : 512;
-  const steps = Math.ceil(depth / tiling.bk);
+  const tiling = wgradTiling(rows, isSoftware(backend));
+  const direct = tiling.direct === true;
+  // Direct: a "tile" is one invocation's TM×TN block, and the depth is walked one position at a time.
+  const tiles = direct ? Math.ceil(rows / tiling.tm) * Math.ceil(cols / tiling.tn) : Math.ceil(rows / tiling.bm) * Math.ceil(cols / tiling.bn);
+  const stepLen = direct ? 1 : tiling.bk;
+  // Split the long reduction so enough work runs in parallel; each split keeps ≥ 8 depth steps.
+  const targetGroups = direct ? 64 * 64 : isSoftware(backend) ? 32 : 512;
+  const steps = Math.ceil(depth / stepLen);
   const wanted = Math.max(1, Math.min(Math.ceil(targetGroups / tiles), Math.floor(steps / 8), 256));
-  const chunk = Math.ceil(steps / wanted) * tiling.bk;
+  const chunk = Math.ceil(steps / wanted) * stepLen;
   const splits = Math.ceil(depth / chunk);
   const partial = empty(backend, splits > 1 ? [splits, rows, cols] : wShape, 'f32');
   launchConv(backend, {
