@@ -40,8 +40,11 @@ const MAX_HEAD_DIM = 128;
  * Workgroup memory holds two staged tiles of vec4 rows (plus two f32 per row for dK/dV): shrink the tile
  * until it fits the device limit (32 KiB on lavapipe, 16 KiB by default elsewhere).
  */
-function tilingFor(backend: WebGPUBackend, headDim: number): AttentionTiling {
-  const base = tilingOverride ?? { rowsPerGroup: 64, tileRows: 32 };
+function tilingFor(backend: WebGPUBackend, headDim: number, rows: number): AttentionTiling {
+  // Short sequences (the DiT's 50 frames, 144 locations; 10 in small tests) with many batch×heads would
+  // leave most of a 64-row workgroup idle: shrink it to the next power of two ≥ the rows it owns.
+  const rowsPerGroup = Math.min(64, Math.max(8, 2 ** Math.ceil(Math.log2(Math.max(rows, 1)))));
+  const base = tilingOverride ?? { rowsPerGroup, tileRows: 32 };
   const limit = backend.ctx.caps.limits.maxComputeWorkgroupStorageSize;
   const bytesPerRow = 2 * Math.ceil(headDim / 4) * 16 + 8;
   let tileRows = base.tileRows;
@@ -110,7 +113,7 @@ function forwardRaw(q: Tensor, k: Tensor, v: Tensor, g: Geometry, scale: number)
     return { out, lse };
   }
   checkBatchHeads(backend, g);
-  const tiling = tilingFor(backend, g.headDim);
+  const tiling = tilingFor(backend, g.headDim, g.nq);
   const options: AttentionShaderOptions = { headDim: g.headDim, ...tiling, io: q.dtype, grad: q.dtype };
   backend.ctx.dispatch(
     {
@@ -145,7 +148,7 @@ function backwardRaw(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, 
   const bh = g.batch * g.heads;
   if (bh === 0) return [dq, dk, dv];
   checkBatchHeads(backend, g);
-  const tiling = tilingFor(backend, g.headDim);
+  const tiling = tilingFor(backend, g.headDim, Math.max(g.nq, g.nk));
   const options: AttentionShaderOptions = { headDim: g.headDim, ...tiling, io: q.dtype, grad: dOut.dtype };
   const keyBase = `${q.dtype}>${dOut.dtype}:d${g.headDim}:${tiling.rowsPerGroup}x${tiling.tileRows}`;
   const uniforms = uniformsFor(g, scale, q, k, v, dOut);
