@@ -137,7 +137,7 @@ export function drawLossCurves(canvas: HTMLCanvasElement, series: LossSeries[]):
       ctx.moveTo(left, py);
       ctx.lineTo(width - 6, py);
       ctx.stroke();
-      ctx.fillText(v.toPrecision(1), 4, py + 4);
+      ctx.fillText(v >= 1 && v < 1e5 ? String(v) : v.toPrecision(1), 4, py + 4);
     }
   }
   const totalSteps = series.reduce((a, s) => a + Math.max(s.totalSteps, 1), 0);

@@ -3,7 +3,7 @@
  * presets with the Node CLI (phantom data), adds the VAE run's validation latents, and packs the runs
  * (manifest.json + byte-exact safetensors copies) with src/platform/chain.ts.
  *
- *   npx tsx web/tools/make-tiny-chain.ts [--work DIR] [--out web/assets/tiny-chain] [--seed 42]
+ *   npx tsx web/tools/make-tiny-chain.ts [--work DIR] [--out web/assets/tiny-chain] [--seed 42] [--flow-steps 120]
  *   npx tsx web/tools/make-tiny-chain.ts --ecg-run A --vae-run B --flow-run C   # pack finished runs only
  *
  * Without --*-run flags it trains into --work (default /tmp/ecgflowcmr-tiny-chain; must not hold runs yet).
@@ -33,6 +33,11 @@ const flag = (name: string, fallback?: string) => {
 const out = flag('--out', 'web/assets/tiny-chain')!;
 const work = flag('--work', '/tmp/ecgflowcmr-tiny-chain')!;
 const seed = Number(flag('--seed', '42'));
+/**
+ * The tiny flow preset's 16 steps (4 epochs of 16 latents) barely leave the initialisation; the bundled DiT
+ * gets 120 (validated every 40). PA-MAE and VAE keep their presets (48 and 40 steps).
+ */
+const flowSteps = flag('--flow-steps', '120')!;
 /** Validation subjects of the tiny flow preset: their latents are stored so no page has to render cines. */
 const VAL_SUBJECTS = 8;
 
@@ -92,7 +97,7 @@ async function main(): Promise<void> {
       trainStage('ecg', runs.ecg);
       trainStage('vae', runs.vae);
       await writeValidationLatents(engine, fs, runs.vae);
-      trainStage('flow', runs.flow, ['--vae-run', runs.vae, '--ecg-run', runs.ecg]);
+      trainStage('flow', runs.flow, ['--vae-run', runs.vae, '--ecg-run', runs.ecg, '--steps', flowSteps, '--val-every', String(Math.max(1, Math.round(Number(flowSteps) / 3)))]);
     }
     if (!existsSync(joinPath(runs.vae, VAE_RUN_FILES.valLatents))) await writeValidationLatents(engine, fs, runs.vae);
   } finally {
@@ -106,9 +111,10 @@ async function main(): Promise<void> {
       summaries[kind] = { steps: s.steps, firstLoss: s.firstLoss, lastLoss: s.lastLoss, best: s.best };
     }
   }
+  const runSeed = JSON.parse(new TextDecoder().decode(await fs.readFile(joinPath(runs.flow, 'config.json')))).seed as number;
   const { manifest, files } = await packChain(fs, runs, {
-    description: `tiny presets trained on the phantom (seed ${seed})`,
-    info: { seed, training: summaries, tool: 'web/tools/make-tiny-chain.ts' },
+    description: `tiny presets trained on the phantom (seed ${runSeed})`,
+    info: { seed: runSeed, training: summaries, tool: 'web/tools/make-tiny-chain.ts' },
   });
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
