@@ -92,7 +92,9 @@ export function parseNpyHeader(bytes: Uint8Array, source = 'npy'): NpyHeader {
 
 /** Copies little-endian bytes into a fresh typed array (copying also fixes any misalignment). */
 export function decodeNpyData(dtype: NpyDtype, bytes: Uint8Array, count: number): NpyTypedArray {
-  const aligned = bytes.slice(0, count * BYTES[dtype]);
+  // An explicit copy: Node's Buffer.slice returns a view into a shared pool, not a fresh buffer.
+  const aligned = new Uint8Array(count * BYTES[dtype]);
+  aligned.set(bytes.subarray(0, aligned.length));
   const buffer = aligned.buffer;
   switch (dtype) {
     case 'f4':

@@ -9,6 +9,13 @@ import { dicomFile, niftiFile, wfdbDat, wfdbHeader } from './helpers/writers';
 const enc = (s: string) => new TextEncoder().encode(s);
 
 describe('NPY', () => {
+  it('reads from a Node Buffer that is a view into a shared pool', () => {
+    const file = writeNpy(new Float32Array([1.5, -2, 3]), [3]);
+    const pool = Buffer.alloc(file.length + 100, 7);
+    pool.set(file, 37);
+    const view = pool.subarray(37, 37 + file.length);
+    expect(Array.from(readNpy(view).data)).toEqual([1.5, -2, 3]);
+  });
   it('round-trips every supported dtype', () => {
     const arrays = [Float32Array.of(1.5, -2, 3), Float64Array.of(1e-300, 2), Int16Array.of(-32768, 7), Int32Array.of(-1, 2 ** 30), Uint8Array.of(0, 255)];
     for (const a of arrays) {
