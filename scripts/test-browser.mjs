@@ -2,7 +2,8 @@
 // SwiftShader) against the same code in Node (Dawn):
 //   (a) generate: phantom ECG → cine with the bundled tiny chain, clip compared with Node's for the same seed;
 //   (b) train: a few steps of stage flow (tiny) in the page, losses compared with Node's for the same seed;
-//   (c) screenshot: not blank (pixel variance of the PNG and of the cine canvas).
+//   (c) screenshot: not blank (pixel variance of the PNG and of the cine canvas);
+//   (d) ECG files (CSV, WFDB pair, NPY) through the file input: read as the data layer reads them in Node.
 // Prints one line per check and 'N passed, N failed' last; exits 1 on any failure.
 //
 // Flags: --screenshot FILE (also save the page there, e.g. docs/img/web.png), --no-build, --keep (keep the
@@ -72,7 +73,8 @@ try {
 
   // Node first, alone: lavapipe and SwiftShader would otherwise fight over the same cores.
   const referenceFile = join(temp, 'node-reference.json');
-  const reference = spawnSync('npx', ['tsx', 'tests/browser/node-reference.ts', '--out', referenceFile,
+  const filesDir = join(temp, 'ecg-files');
+  const reference = spawnSync('npx', ['tsx', 'tests/browser/node-reference.ts', '--out', referenceFile, '--files-dir', filesDir,
     '--phantom-seed', GENERATE.phantomSeed, '--phantom-index', GENERATE.phantomIndex, '--steps', GENERATE.steps, '--guidance', GENERATE.guidance,
     '--alpha', GENERATE.alpha, '--seed', GENERATE.seed, '--flow-steps', FLOW.steps, '--flow-seed', FLOW.seed].map(String), { cwd: root, encoding: 'utf8' });
   if (reference.status !== 0) {
@@ -177,6 +179,22 @@ try {
     mkdirSync(dirname(keepShot), { recursive: true });
     copyFileSync(shot, keepShot);
   }
+  // (d) ECG files through the file input, read in the page as the data layer reads them in Node.
+  for (const [kind, expected] of Object.entries(node.ecgFiles)) {
+    await page.setInputFiles('#ecg-file', expected.files);
+    // Each kind has its own file name, so a result left from the previous kind is never mistaken for this one.
+    const want = kind === 'wfdb' ? 'rec' : `phantom-${kind}`;
+    const loaded = await page.waitForFunction((name) => {
+      const l = window.ecgflow.loadedEcg();
+      return l && l.name === name && l.length > 0 ? l : null;
+    }, want, { timeout: 30_000 }).then((h) => h.jsonValue()).catch(() => null);
+    const f = expected.fingerprint;
+    const close = (x, y) => Math.abs(x - y) <= 1e-5 * Math.max(1, Math.abs(y));
+    const ok = !!loaded && loaded.length === f.length && close(loaded.sum, f.sum) && close(loaded.absSum, f.absSum);
+    check(`(d) ${kind} file loads as in Node`, ok, loaded ? `sum ${loaded.sum.toFixed(4)} vs ${f.sum.toFixed(4)}, |sum| ${loaded.absSum.toFixed(3)} vs ${f.absSum.toFixed(3)}` : 'not loaded');
+    await page.setInputFiles('#ecg-file', []);
+  }
+
   check('page: no uncaught errors', pageErrors.length === 0, pageErrors.slice(0, 3).join(' | '));
 } catch (e) {
   if (!(e instanceof Abort)) check('browser test', false, e instanceof Error ? e.message.split('\n')[0] : String(e));

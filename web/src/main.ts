@@ -265,6 +265,7 @@ declare global {
       ready: Promise<void>;
       last: () => { clip: number[]; latent: number[]; frames: number; height: number; width: number; windowSamples: [number, number]; seconds: SteppedClip['seconds'] } | null;
       flowProbe: (steps: number, seed: number) => Promise<{ loss: number[]; gradNorm: number[] }>;
+      loadedEcg: () => { name: string; sum: number; absSum: number; length: number; warnings: string[] } | null;
       caps: () => unknown;
     };
   }
@@ -280,4 +281,14 @@ window.ecgflow = {
     return flowTrainingProbe(engine, fs, { ecg: `${root}/ecg`, vae: `${root}/vae` }, steps, seed, `/probe-${Date.now().toString(36)}`);
   },
   caps: () => engine?.caps ?? null,
+  loadedEcg: () => {
+    if (!droppedEcg) return null;
+    let sum = 0;
+    let absSum = 0;
+    for (const v of droppedEcg.ecg) {
+      sum += v;
+      absSum += Math.abs(v);
+    }
+    return { name: droppedEcg.name, sum, absSum, length: droppedEcg.ecg.length, warnings: droppedEcg.warnings };
+  },
 };

@@ -94,8 +94,10 @@ export function drawEcg(canvas: HTMLCanvasElement, ecg: Float32Array | null, win
   ctx.fillText('0 s', left, height - 3);
   ctx.fillText(`${seconds.toFixed(0)} s`, width - 30, height - 3);
   if (window) {
+    // Top right, clear of the axis labels: the window may start at 0 s or end at 10 s.
+    const label = `selected cycle ${(window[0] / 500).toFixed(2)}-${(window[1] / 500).toFixed(2)} s`;
     ctx.fillStyle = 'rgba(30, 90, 180, 1)';
-    ctx.fillText(`cycle ${(window[0] / 500).toFixed(2)}-${(window[1] / 500).toFixed(2)} s`, x(window[0]) + 3, height - 3);
+    ctx.fillText(label, width - 8 - ctx.measureText(label).width, 12);
   }
 }
 
