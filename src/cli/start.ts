@@ -1,58 +1,71 @@
 /**
- * `npm start`: checks the WebGPU device, then runs a short end-to-end training job on it (a small
- * network fitted by AdamW-style updates), printing the loss. The full ECG → cine pipeline replaces
- * this demo once the model and training stages land.
+ * `npm start`: the out-of-the-box run. On the WebGPU device (lavapipe without a GPU) it trains the three
+ * stages briefly on tiny configs with phantom data — PA-MAE, 3-D VAE, flow — then generates a cine from a
+ * held-out phantom ECG and says where everything was written. Each step is the same command a user runs
+ * (`npm run train`, `npm run generate`), started as a child process.
+ * Options: --out DIR (default runs/start-<time>), --seed S (default 42).
  */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Engine } from '../engine/engine';
-import * as ops from '../index';
-import { backward, keep, noGrad, tidy } from '../index';
+import { defaultRunDir } from '../train/options';
 
-async function main(): Promise<void> {
+function flag(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+
+/** Runs another CLI of this project with the same Node and loader (tsx) as this process. */
+function runCli(title: string, script: string, args: string[]): number {
+  process.stderr.write(`\n== ${title}\n`);
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [...process.execArgv, script, ...args], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`${title} failed (exit ${r.status ?? r.signal}); command: npm run ${script.includes('generate') ? 'generate' : 'train'} -- ${args.join(' ')}`);
+  return (performance.now() - t0) / 1000;
+}
+
+async function deviceReport(): Promise<void> {
   const engine = await Engine.webgpu();
   const caps = engine.caps!;
   console.log(`WebGPU device: ${caps.adapter.description || caps.adapter.device} (${caps.adapter.vendor}, ${caps.adapter.architecture})`);
   console.log(`  f16: ${caps.f16}  subgroups: ${caps.subgroups}  subgroup matrices: ${caps.subgroupMatrix}  timestamps: ${caps.timestampQuery}`);
   console.log(`  max storage binding: ${(caps.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, workgroup memory: ${caps.limits.maxComputeWorkgroupStorageSize / 1024} KiB`);
-
-  // Fit y = sin(3x)·cos(2x) with a 2-layer GELU network: forward, backward, update, all on the GPU.
-  const gen = new ops.Generator(0);
-  const b = engine.backend;
-  const x = ops.mul(ops.rand(b, [256, 1], gen), 2);
-  const target = tidy(() => ops.mul(ops.sin(ops.mul(x, 3)), ops.cos(ops.mul(x, 2))));
-  const params = [
-    keep(ops.randn(b, [64, 1], gen, 0, 1)),
-    keep(ops.randn(b, [64], gen, 0, 0.1)),
-    keep(ops.randn(b, [1, 64], gen, 0, 0.125)),
-    keep(ops.randn(b, [1], gen, 0, 0.1)),
-  ];
-  params.forEach((p) => (p.requiresGrad = true));
-  const lr = 0.05;
-  const t0 = performance.now();
-  for (let step = 0; step <= 300; step++) {
-    const loss = tidy(() => {
-      const h = ops.gelu(ops.linear(x, params[0], params[1]));
-      const y = ops.linear(h, params[2], params[3]);
-      const l = ops.mean(ops.square(ops.sub(y, target)));
-      backward(l);
-      noGrad(() => {
-        for (const p of params) {
-          ops.copyInto(b, ops.sub(p, ops.mul(p.grad!, lr)), p);
-          p.grad!.dispose();
-          p.grad = null;
-        }
-      });
-      return l;
-    });
-    engine.flush();
-    if (step % 50 === 0) console.log(`step ${String(step).padStart(3)}  loss ${(await loss.item()).toFixed(5)}`);
-    loss.dispose();
-  }
-  const m = engine.memory();
-  console.log(`${((performance.now() - t0) / 1000).toFixed(1)} s; GPU memory live ${(m.liveBytes / 1024).toFixed(0)} KiB, peak ${(m.peakBytes / 1024).toFixed(0)} KiB`);
   engine.destroy();
 }
 
-main().then(
+function summaryLine(runDir: string): string {
+  const file = join(runDir, 'summary.json');
+  if (!existsSync(file)) return '';
+  const s = JSON.parse(readFileSync(file, 'utf8')) as { firstLoss: number | null; lastLoss: number | null; stepsPerSecond: number; best: { name: string | null; score: number | null } };
+  const f = (v: number | null) => (v === null ? '-' : v.toPrecision(3));
+  return `loss ${f(s.firstLoss)} → ${f(s.lastLoss)}, best ${s.best.name ?? 'score'} ${f(s.best.score)}, ${s.stepsPerSecond.toFixed(2)} steps/s`;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const out = flag(argv, '--out') ?? defaultRunDir('start');
+  const seed = flag(argv, '--seed') ?? '42';
+  await deviceReport();
+  const dirs = { ecg: join(out, 'ecg'), vae: join(out, 'vae'), flow: join(out, 'flow'), generated: join(out, 'generated') };
+  const common = ['--config', 'tiny', '--seed', seed];
+  const times: Record<string, number> = {};
+  times.ecg = runCli('stage 1/3: PA-MAE ECG encoder (npm run train -- --stage ecg)', 'src/cli/train.ts', ['--stage', 'ecg', ...common, '--out', dirs.ecg]);
+  times.vae = runCli('stage 2/3: 3-D VAE (npm run train -- --stage vae)', 'src/cli/train.ts', ['--stage', 'vae', ...common, '--out', dirs.vae]);
+  times.flow = runCli('stage 3/3: flow DiT with the fine-tuned ECG encoder (npm run train -- --stage flow)', 'src/cli/train.ts', [
+    '--stage', 'flow', ...common, '--vae-run', dirs.vae, '--ecg-run', dirs.ecg, '--out', dirs.flow,
+  ]);
+  // Index 100 000 is far beyond the tiny presets' training and validation subjects: a held-out ECG.
+  times.generate = runCli('generation from a held-out phantom ECG (npm run generate)', 'src/cli/generate.ts', [
+    '--checkpoint', dirs.flow, '--phantom-index', '100000', '--phantom-seed', seed, '--phantom-gt', '--out', dirs.generated,
+  ]);
+  console.log('\n== summary');
+  for (const stage of ['ecg', 'vae', 'flow'] as const) console.log(`${stage.padEnd(5)} ${dirs[stage].padEnd(32)} ${times[stage].toFixed(0).padStart(4)} s  ${summaryLine(dirs[stage])}`);
+  console.log(`cine  ${dirs.generated}/phantom-s${seed}-100000.gif (and -vs-gt.gif, .nii.gz, .npy), ${times.generate.toFixed(0)} s`);
+  console.log('Each run directory holds config.json, metrics.jsonl, loss.svg and checkpoints/ (see docs/TRAINING.md).');
+  console.log(`Next: npm run evaluate -- --pred ${dirs.generated} --gt <ground truth>; or larger presets with --config small.`);
+}
+
+main(process.argv.slice(2)).then(
   () => process.exit(0),
   (e) => {
     console.error(e instanceof Error ? e.message : e);
