@@ -42,7 +42,7 @@ export interface RunOptions {
 
 export const USAGE = `usage: npm run train -- --stage ecg [options]
 
-  --stage ecg|vae|flow   training stage (vae and flow are not implemented yet; optional with --resume)
+  --stage ecg|vae|flow   training stage: ecg (PA-MAE), vae (3-D VAE), flow (DiT; needs --vae-run, --ecg-run); optional with --resume
   --config tiny|small|paper
                          preset (default tiny: trains in well under a minute on lavapipe)
   --steps N              total optimizer steps (overrides --epochs)

@@ -70,9 +70,12 @@ describe('train CLI: SIGKILL and --resume', () => {
     expect(values(killed)).toEqual(expected);
   }, CONTENDED_TIMEOUT);
 
-  it('vae and flow stages are reported as not implemented yet', async () => {
-    const result = await startCli(['--stage', 'vae']).done;
-    expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/'vae' is not implemented yet/);
+  it('an unknown stage and a flow run without its inputs are usage errors', async () => {
+    const unknown = await startCli(['--stage', 'foo']).done;
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown stage 'foo' \(known: ecg, vae, flow\)/);
+    const flow = await startCli(['--stage', 'flow', '--quiet']).done;
+    expect(flow.code).toBe(2);
+    expect(flow.stderr).toMatch(/--vae-run/);
   }, CONTENDED_TIMEOUT);
 });
