@@ -3,7 +3,8 @@
 //   (a) generate: phantom ECG → cine with the bundled tiny chain, clip compared with Node's for the same seed;
 //   (b) train: a few steps of stage flow (tiny) in the page, losses compared with Node's for the same seed;
 //   (c) screenshot: not blank (pixel variance of the PNG and of the cine canvas);
-//   (d) ECG files (CSV, WFDB pair, NPY) through the file input: read as the data layer reads them in Node.
+//   (d) ECG files (CSV, WFDB pair, NPY) through the file input: read as the data layer reads them in Node;
+//   (e) with navigator.gpu hidden, the page shows its no-WebGPU message.
 // Prints one line per check and 'N passed, N failed' last; exits 1 on any failure.
 //
 // Flags: --screenshot FILE (also save the page there, e.g. docs/img/web.png), --no-build, --keep (keep the
@@ -194,6 +195,15 @@ try {
     check(`(d) ${kind} file loads as in Node`, ok, loaded ? `sum ${loaded.sum.toFixed(4)} vs ${f.sum.toFixed(4)}, |sum| ${loaded.absSum.toFixed(3)} vs ${f.absSum.toFixed(3)}` : 'not loaded');
     await page.setInputFiles('#ecg-file', []);
   }
+
+  // (e) a browser without WebGPU: the page must say so instead of failing somewhere later.
+  const bare = await context.newPage();
+  await bare.addInitScript(() => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true }));
+  await bare.goto(served.url);
+  await bare.waitForFunction(() => document.body.dataset.status !== 'loading', null, { timeout: 60_000 });
+  const noGpu = await bare.evaluate(() => ({ status: document.body.dataset.status, banner: document.getElementById('no-webgpu').hidden ? '' : document.getElementById('no-webgpu').textContent }));
+  check('(e) without WebGPU: clear message', noGpu.status === 'no-webgpu' && /WebGPU is not available/.test(noGpu.banner), `${noGpu.status}: ${noGpu.banner.slice(0, 60)}…`);
+  await bare.close();
 
   check('page: no uncaught errors', pageErrors.length === 0, pageErrors.slice(0, 3).join(' | '));
 } catch (e) {
