@@ -15,18 +15,10 @@ export interface MatmulTiling {
   tn: number;
 }
 
-/**
- * Batched C = A·B (+ bias) with register tiling: each workgroup stages BM×BK of A and BK×BN of B in
- * shared memory, each invocation accumulates a TM×TN block in registers. A and B are read through
- * arbitrary strides, so transposed operands and broadcast batches cost no copy.
- */
-export function matmulShader(o: { a: DType; b: DType; out: DType; bias: boolean; tiling: MatmulTiling }): string {
-  const { bm, bn, bk, tm, tn } = o.tiling;
-  const tx = bn / tn;
-  const ty = bm / tm;
-  const threads = tx * ty;
-  const loadA = o.a === 'f32' ? 'a[idx]' : 'f32(a[idx])';
-  const loadB = o.b === 'f32' ? 'b[idx]' : 'f32(b[idx])';
+type Operands = { a: DType; b: DType; out: DType; bias: boolean };
+
+/** Uniform struct and bindings shared by both matmul kernels (binding 3 is the bias when present). */
+function matmulBindings(o: Operands): string {
   return wgsl`${enableF16([o.a, o.b, o.out])}
 struct Params {
   m: u32, n: u32, k: u32, batchRank: u32,
@@ -45,14 +37,11 @@ struct Params {
 #else
 @group(0) @binding(3) var<storage, read_write> c: array<${o.out}>;
 #endif
+`;
+}
 
-var<workgroup> tileA: array<f32, ${bk * bm}>;
-var<workgroup> tileB: array<f32, ${bk * bn}>;
-
-@compute @workgroup_size(${tx}, ${ty}, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  // Batch coordinates → element offsets of this batch in A and B (stride 0 where broadcast).
-  var rest = wid.z;
+/** Batch index wid.z → element offsets aBase, bBase of this batch in A and B (stride 0 where broadcast). */
+const BATCH_BASES = `var rest = wid.z;
   var aBase = u.aOffset;
   var bBase = u.bOffset;
   for (var d = i32(u.batchRank) - 1; d >= 0; d--) {
@@ -61,7 +50,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     rest = rest / extent;
     aBase += coord * u.aBatch[d];
     bBase += coord * u.bBatch[d];
-  }
+  }`;
+
+/** Stores accumulator `acc` as output (r, cc) of batch wid.z: times alpha, plus bias, in the output dtype. */
+const storeOutput = (o: Operands, acc: string) =>
+  `var v = ${acc} * u.alpha;${o.bias ? '\n      v += f32(bias[cc]);' : ''}
+      c[u.outOffset + wid.z * u.m * u.n + r * u.n + cc] = ${o.out === 'f32' ? 'v' : `${o.out}(v)`};`;
+
+/**
+ * Batched C = A·B (+ bias) with register tiling: each workgroup stages BM×BK of A and BK×BN of B in
+ * shared memory, each invocation accumulates a TM×TN block in registers. A and B are read through
+ * arbitrary strides, so transposed operands and broadcast batches cost no copy.
+ */
+export function matmulShader(o: { a: DType; b: DType; out: DType; bias: boolean; tiling: MatmulTiling }): string {
+  const { bm, bn, bk, tm, tn } = o.tiling;
+  const tx = bn / tn;
+  const ty = bm / tm;
+  const threads = tx * ty;
+  const loadA = o.a === 'f32' ? 'a[idx]' : 'f32(a[idx])';
+  const loadB = o.b === 'f32' ? 'b[idx]' : 'f32(b[idx])';
+  return `${matmulBindings(o)}
+var<workgroup> tileA: array<f32, ${bk * bm}>;
+var<workgroup> tileB: array<f32, ${bk * bn}>;
+
+@compute @workgroup_size(${tx}, ${ty}, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  ${BATCH_BASES}
   let row0 = wid.y * ${bm}u;
   let col0 = wid.x * ${bn}u;
   let tid = lid.y * ${tx}u + lid.x;
@@ -99,18 +113,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
     workgroupBarrier();
   }
-  let outBase = u.outOffset + wid.z * u.m * u.n;
   for (var i = 0u; i < ${tm}u; i++) {
     let r = row0 + lid.y + i * ${ty}u;
     if (r >= u.m) { continue; }
     for (var j = 0u; j < ${tn}u; j++) {
       let cc = col0 + lid.x + j * ${tx}u;
       if (cc >= u.n) { continue; }
-      var v = acc[i * ${tn}u + j] * u.alpha;
-#if ${o.bias}
-      v += f32(bias[cc]);
-#endif
-      c[outBase + r * u.n + cc] = ${o.out === 'f32' ? 'v' : `${o.out}(v)`};
+      ${storeOutput(o, `acc[i * ${tn}u + j]`)}
     }
   }
 }
@@ -126,37 +135,10 @@ export function matmulDirectShader(o: { a: DType; b: DType; out: DType; bias: bo
   const { tm, tn } = o;
   const loadA = (idx: string) => (o.a === 'f32' ? `a[${idx}]` : `f32(a[${idx}])`);
   const loadB = (idx: string) => (o.b === 'f32' ? `b[${idx}]` : `f32(b[${idx}])`);
-  return wgsl`${enableF16([o.a, o.b, o.out])}
-struct Params {
-  m: u32, n: u32, k: u32, batchRank: u32,
-  aRow: u32, aCol: u32, bRow: u32, bCol: u32,
-  aOffset: u32, bOffset: u32, outOffset: u32, alpha: f32,
-  batchShape: vec4<u32>,
-  aBatch: vec4<u32>,
-  bBatch: vec4<u32>,
-};
-@group(0) @binding(0) var<uniform> u: Params;
-@group(0) @binding(1) var<storage, read> a: array<${o.a}>;
-@group(0) @binding(2) var<storage, read> b: array<${o.b}>;
-#if ${o.bias}
-@group(0) @binding(3) var<storage, read> bias: array<${o.out}>;
-@group(0) @binding(4) var<storage, read_write> c: array<${o.out}>;
-#else
-@group(0) @binding(3) var<storage, read_write> c: array<${o.out}>;
-#endif
-
+  return `${matmulBindings(o)}
 @compute @workgroup_size(${o.workgroup})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  var rest = wid.z;
-  var aBase = u.aOffset;
-  var bBase = u.bOffset;
-  for (var d = i32(u.batchRank) - 1; d >= 0; d--) {
-    let extent = u.batchShape[d];
-    let coord = rest % extent;
-    rest = rest / extent;
-    aBase += coord * u.aBatch[d];
-    bBase += coord * u.bBatch[d];
-  }
+  ${BATCH_BASES}
   let blocksN = (u.n + ${tn - 1}u) / ${tn}u;
   let block = gid.x + gid.y * nwg.x * ${o.workgroup}u;
   let row0 = (block / blocksN) * ${tm}u;
@@ -177,18 +159,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
       for (var j = 0u; j < ${tn}u; j++) { acc[i * ${tn}u + j] = fma(av, bv[j], acc[i * ${tn}u + j]); }
     }
   }
-  let outBase = u.outOffset + wid.z * u.m * u.n;
   for (var i = 0u; i < ${tm}u; i++) {
     let r = row0 + i;
     if (r >= u.m) { continue; }
     for (var j = 0u; j < ${tn}u; j++) {
       let cc = col0 + j;
       if (cc >= u.n) { continue; }
-      var v = acc[i * ${tn}u + j] * u.alpha;
-#if ${o.bias}
-      v += f32(bias[cc]);
-#endif
-      c[outBase + r * u.n + cc] = ${o.out === 'f32' ? 'v' : `${o.out}(v)`};
+      ${storeOutput(o, `acc[i * ${tn}u + j]`)}
     }
   }
 }
