@@ -1,12 +1,14 @@
 import type { DType } from '../src/engine/dtype';
 import { enableF16 } from './common.wgsl';
 
-/**
- * index_select along one dim of x viewed as contiguous [outer, n, inner]:
- *   forward   y[o, i, k] = x[o, idx[i], k]
- *   backward dx[o, j, k] = Σ_{i: idx[i] = j} g[o, i, k]   (a gather over idx: deterministic, no atomics)
- */
-export function indexSelectShader(o: { dtype: DType; backward: boolean; workgroupSize: number }): string {
+interface IndexedKernelOptions {
+  dtype: DType;
+  backward: boolean;
+  workgroupSize: number;
+}
+
+/** Bindings and the per-element prologue shared by index_select and gather; `body` computes dst[e]. */
+function indexedKernel(o: IndexedKernelOptions, body: string): string {
   const wg = o.workgroupSize;
   const t = o.dtype;
   return `${enableF16([t])}
@@ -19,8 +21,20 @@ struct Params { outer: u32, n: u32, inner: u32, count: u32, total: u32, srcOffse
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let e = gid.x + gid.y * nwg.x * ${wg}u;
   if (e >= u.total) { return; }
-${
-  o.backward
+${body}
+}
+`;
+}
+
+/**
+ * index_select along one dim of x viewed as contiguous [outer, n, inner]:
+ *   forward   y[o, i, k] = x[o, idx[i], k]
+ *   backward dx[o, j, k] = Σ_{i: idx[i] = j} g[o, i, k]   (a gather over idx: deterministic, no atomics)
+ */
+export function indexSelectShader(o: IndexedKernelOptions): string {
+  return indexedKernel(
+    o,
+    o.backward
     ? `  // dst: [outer, n, inner]; src (the gradient): [outer, count, inner]
   let k = e % u.inner;
   let j = (e / u.inner) % u.n;
@@ -29,16 +43,14 @@ ${
   for (var i = 0u; i < u.count; i++) {
     if (u32(idx[i]) == j) { acc += f32(src[u.srcOffset + (o * u.count + i) * u.inner + k]); }
   }
-  dst[e] = ${t}(acc);`
+  dst[e] = ${o.dtype}(acc);`
     : `  // dst: [outer, count, inner]
   let k = e % u.inner;
   let i = (e / u.inner) % u.count;
   let o = e / (u.inner * u.count);
   let j = u32(idx[i]);
   dst[e] = src[u.srcOffset + (o * u.n + j) * u.inner + k];`
-}
-}
-`;
+  );
 }
 
 /**
@@ -47,21 +59,10 @@ ${
  *   forward   y[o, i, k] = x[o, idx[o, i, k], k]
  *   backward dx[o, j, k] = Σ_i [idx[o, i, k] = j] · g[o, i, k]   (loop over i: deterministic)
  */
-export function gatherShader(o: { dtype: DType; backward: boolean; workgroupSize: number }): string {
-  const wg = o.workgroupSize;
-  const t = o.dtype;
-  return `${enableF16([t])}
-struct Params { outer: u32, n: u32, inner: u32, count: u32, total: u32, srcOffset: u32 };
-@group(0) @binding(0) var<uniform> u: Params;
-@group(0) @binding(1) var<storage, read> src: array<${t}>;
-@group(0) @binding(2) var<storage, read> idx: array<i32>;
-@group(0) @binding(3) var<storage, read_write> dst: array<${t}>;
-@compute @workgroup_size(${wg})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let e = gid.x + gid.y * nwg.x * ${wg}u;
-  if (e >= u.total) { return; }
-${
-  o.backward
+export function gatherShader(o: IndexedKernelOptions): string {
+  return indexedKernel(
+    o,
+    o.backward
     ? `  let k = e % u.inner;
   let j = (e / u.inner) % u.n;
   let o = e / (u.inner * u.n);
@@ -70,12 +71,10 @@ ${
     let at = (o * u.count + i) * u.inner + k;
     if (u32(idx[at]) == j) { acc += f32(src[u.srcOffset + at]); }
   }
-  dst[e] = ${t}(acc);`
+  dst[e] = ${o.dtype}(acc);`
     : `  let k = e % u.inner;
   let o = e / (u.inner * u.count);
   let j = u32(idx[e]);
   dst[e] = src[u.srcOffset + (o * u.n + j) * u.inner + k];`
-}
-}
-`;
+  );
 }
