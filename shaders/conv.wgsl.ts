@@ -70,6 +70,47 @@ fn inside(z: i32, y: i32, x: i32) -> bool {
 /** `count` copies of a statement template, `#` replaced by the copy index (unrolled in the WGSL text). */
 export const unroll = (count: number, stmt: (i: number) => string, sep = '\n    ') => Array.from({ length: count }, (_, i) => stmt(i)).join(sep);
 
+const bindings = (bias: boolean) => `@group(0) @binding(1) var<storage, read> srcA: array<f32>;
+@group(0) @binding(2) var<storage, read> srcB: array<f32>;
+${bias ? '@group(0) @binding(3) var<storage, read> bias: array<f32>;\n@group(0) @binding(4) var<storage, read_write> dst: array<f32>;' : '@group(0) @binding(3) var<storage, read_write> dst: array<f32>;'}`;
+
+/** GEMM rows (batch, position on the row grid) → base position rowZ/Y/X and element offset rowOff in A. */
+const rowPositions = (count: number, rowExpr: (j: number) => string) =>
+  unroll(count, (j) => `
+  var rowZ${j} = INVALID;
+  var rowY${j} = 0;
+  var rowX${j} = 0;
+  var rowOff${j} = 0;
+  {
+    let r = ${rowExpr(j)};
+    if (r < u.rows) {${decodeGrid('', 'r')}
+      rowZ${j} = i32(qz) * u.rowStep.x + u.rowBase.x;
+      rowY${j} = i32(qy) * u.rowStep.y + u.rowBase.y;
+      rowX${j} = i32(qx) * u.rowStep.z + u.rowBase.z;
+      rowOff${j} = u.aOffset + i32(b) * u.aBatch + rowZ${j} * u.aStride.x + rowY${j} * u.aStride.y + rowX${j} * u.aStride.z;
+    }
+  }`, '');
+
+/** Weight-gradient columns (input channel, tap) → tap position colZ/Y/X and element offset colOff in x. */
+const tapColumns = (count: number, colExpr: (j: number) => string) =>
+  unroll(count, (j) => `
+  var colZ${j} = INVALID;
+  var colY${j} = 0;
+  var colX${j} = 0;
+  var colOff${j} = 0;
+  {
+    let c = ${colExpr(j)};
+    if (c < u.cols) {
+      let ci = divFast(c, u.numTaps, u.invTaps);
+      let tap = c - ci * u.numTaps;
+      let e = u.taps[tap];
+      colZ${j} = e.x;
+      colY${j} = e.y;
+      colX${j} = e.z;
+      colOff${j} = i32(ci) * u.aChan + tapOffsetA(tap);
+    }
+  }`, '');
+
 /**
  * Register-tile multiply of one staged BK step (identical in both modes): the register tile is unrolled
  * into scalars (lavapipe puts dynamically indexed private arrays in scratch memory), the BK loop is not
@@ -96,9 +137,7 @@ export function convShader(o: { mode: ConvMode; bias: boolean; tiling: ConvTilin
   const bLoads = t.bn / lanes;
   if (threads % t.bk !== 0 || t.bm % lanes !== 0 || t.bn % lanes !== 0) throw new Error(`conv tiling ${JSON.stringify(t)} does not divide evenly`);
   const head = `${paramsStruct(o.maxTaps)}
-@group(0) @binding(1) var<storage, read> srcA: array<f32>;
-@group(0) @binding(2) var<storage, read> srcB: array<f32>;
-${o.bias ? '@group(0) @binding(3) var<storage, read> bias: array<f32>;\n@group(0) @binding(4) var<storage, read_write> dst: array<f32>;' : '@group(0) @binding(3) var<storage, read_write> dst: array<f32>;'}
+${bindings(o.bias)}
 ${HELPERS}
 var<workgroup> tileA: array<f32, ${t.bk * t.bm}>;
 var<workgroup> tileB: array<f32, ${t.bk * t.bn}>;
@@ -131,20 +170,7 @@ const decodeGrid = (v: string, n: string) => `
 
 function gemmBody(hasBias: boolean, t: ConvTiling, tx: number, ty: number, lanes: number, aLoads: number, bLoads: number): string {
   // Rows: (batch, qz, qy, qx) on the row grid → A base position and element offset, decoded once.
-  const rowState = unroll(aLoads, (j) => `
-  var rowZ${j} = INVALID;
-  var rowY${j} = 0;
-  var rowX${j} = 0;
-  var rowOff${j} = 0;
-  {
-    let r = row0 + lane + ${j * lanes}u;
-    if (r < u.rows) {${decodeGrid('', 'r')}
-      rowZ${j} = i32(qz) * u.rowStep.x + u.rowBase.x;
-      rowY${j} = i32(qy) * u.rowStep.y + u.rowBase.y;
-      rowX${j} = i32(qx) * u.rowStep.z + u.rowBase.z;
-      rowOff${j} = u.aOffset + i32(b) * u.aBatch + rowZ${j} * u.aStride.x + rowY${j} * u.aStride.y + rowX${j} * u.aStride.z;
-    }
-  }`, '');
+  const rowState = rowPositions(aLoads, (j) => `row0 + lane + ${j * lanes}u`);
   const colState = unroll(bLoads, (j) => `
   let colOk${j} = col0 + lane + ${j * lanes}u < u.cols;
   let colOff${j} = u.bOffset + i32(col0 + lane + ${j * lanes}u) * u.bNStride;`, '');
@@ -212,23 +238,7 @@ function wgradBody(t: ConvTiling, tx: number, ty: number, lanes: number, aLoads:
   const rowState = unroll(aLoads, (j) => `
   let coOk${j} = row0 + lane + ${j * lanes}u < u.rows;
   let coOff${j} = i32(row0 + lane + ${j * lanes}u) * u.bNStride;`, '');
-  const colState = unroll(bLoads, (j) => `
-  var colZ${j} = INVALID;
-  var colY${j} = 0;
-  var colX${j} = 0;
-  var colOff${j} = 0;
-  {
-    let c = col0 + lane + ${j * lanes}u;
-    if (c < u.cols) {
-      let ci = divFast(c, u.numTaps, u.invTaps);
-      let tap = c - ci * u.numTaps;
-      let e = u.taps[tap];
-      colZ${j} = e.x;
-      colY${j} = e.y;
-      colX${j} = e.z;
-      colOff${j} = i32(ci) * u.aChan + tapOffsetA(tap);
-    }
-  }`, '');
+  const colState = tapColumns(bLoads, (j) => `col0 + lane + ${j * lanes}u`);
   const loadA = unroll(aLoads, (j) => `
     {
       var v = 0.0;
@@ -290,20 +300,7 @@ ${colState}
  */
 export function convDirectShader(o: { bias: boolean; tm: number; tn: number; workgroup: number; maxTaps: number }): string {
   const { tm, tn } = o;
-  const rowState = unroll(tm, (i) => `
-  var rowZ${i} = INVALID;
-  var rowY${i} = 0;
-  var rowX${i} = 0;
-  var rowOff${i} = 0;
-  {
-    let r = row0 + ${i}u;
-    if (r < u.rows) {${decodeGrid('', 'r')}
-      rowZ${i} = i32(qz) * u.rowStep.x + u.rowBase.x;
-      rowY${i} = i32(qy) * u.rowStep.y + u.rowBase.y;
-      rowX${i} = i32(qx) * u.rowStep.z + u.rowBase.z;
-      rowOff${i} = u.aOffset + i32(b) * u.aBatch + rowZ${i} * u.aStride.x + rowY${i} * u.aStride.y + rowX${i} * u.aStride.z;
-    }
-  }`, '');
+  const rowState = rowPositions(tm, (i) => `row0 + ${i}u`);
   // Columns past the end read the last valid column (a valid address); their sums are never stored.
   const colState = unroll(tn, (j) => `
   let colOff${j} = u.bOffset + i32(min(col0 + ${j}u, u.cols - 1u)) * u.bNStride;`, '');
@@ -325,9 +322,7 @@ export function convDirectShader(o: { bias: boolean; tm: number; tn: number; wor
     }
   }`, '');
   return `${paramsStruct(o.maxTaps)}
-@group(0) @binding(1) var<storage, read> srcA: array<f32>;
-@group(0) @binding(2) var<storage, read> srcB: array<f32>;
-${o.bias ? '@group(0) @binding(3) var<storage, read> bias: array<f32>;\n@group(0) @binding(4) var<storage, read_write> dst: array<f32>;' : '@group(0) @binding(3) var<storage, read_write> dst: array<f32>;'}
+${bindings(o.bias)}
 ${HELPERS}
 @compute @workgroup_size(${o.workgroup})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -365,31 +360,13 @@ export function convWgradDirectShader(o: { tm: number; tn: number; workgroup: nu
   // Rows past the end read the last valid row (a valid address); their sums are never stored.
   const rowState = unroll(tm, (i) => `
   let coOff${i} = i32(min(row0 + ${i}u, u.rows - 1u)) * u.bNStride;`, '');
-  const colState = unroll(tn, (j) => `
-  var colZ${j} = INVALID;
-  var colY${j} = 0;
-  var colX${j} = 0;
-  var colOff${j} = 0;
-  {
-    let c = col0 + ${j}u;
-    if (c < u.cols) {
-      let ci = divFast(c, u.numTaps, u.invTaps);
-      let tap = c - ci * u.numTaps;
-      let e = u.taps[tap];
-      colZ${j} = e.x;
-      colY${j} = e.y;
-      colX${j} = e.z;
-      colOff${j} = i32(ci) * u.aChan + tapOffsetA(tap);
-    }
-  }`, '');
+  const colState = tapColumns(tn, (j) => `col0 + ${j}u`);
   const store = unroll(tm, (i) => `
   if (row0 + ${i}u < u.rows) {
     ${unroll(tn, (j) => `if (col0 + ${j}u < u.cols) { dst[outBase + (row0 + ${i}u) * u.cols + col0 + ${j}u] = acc${i}_${j}; }`, '\n    ')}
   }`, '');
   return `${paramsStruct(o.maxTaps)}
-@group(0) @binding(1) var<storage, read> srcA: array<f32>;
-@group(0) @binding(2) var<storage, read> srcB: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+${bindings(false)}
 ${HELPERS}
 @compute @workgroup_size(${o.workgroup})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
