@@ -13,7 +13,9 @@ import { writeNpy } from '../data/npy';
 import { sideBySideGif, writeNifti } from '../data/writers/index';
 import { Engine } from '../engine/engine';
 import { resizeCine } from '../train/cine-data';
+import { runCliMain } from '../train/cli-main';
 import { NodeTrainFileSystem } from '../train/node-files';
+import { UsageError } from '../train/options';
 import { FlowPipeline } from '../train/pipeline';
 import { SAMPLE_DEFAULTS, SAMPLER_METHODS, type SamplerMethod } from '../train/sampler';
 
@@ -33,8 +35,6 @@ const USAGE = `usage: npm run generate -- --checkpoint FLOW_RUN_DIR --out DIR (-
   --seed S               noise seed (default ${SAMPLE_DEFAULTS.seed}; input i uses hash(seed, i))
   --stage1-encoder       use the PA-MAE run's encoder, as the reference does, not the fine-tuned one
 `;
-
-class UsageError extends Error {}
 
 interface Args {
   checkpoint: string;
@@ -154,10 +154,6 @@ function inputsOf(args: Args, fs: NodeTrainFileSystem): Input[] {
 }
 
 async function main(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
   const args = parseGenerateArgs(argv);
   const fs = new NodeTrainFileSystem();
   const inputs = inputsOf(args, fs);
@@ -205,11 +201,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e) => {
-    if (e instanceof UsageError) process.stderr.write(`error: ${e.message}\n\n${USAGE}`);
-    else process.stderr.write(`error: ${e instanceof Error ? (process.env.TRAIN_DEBUG ? (e.stack ?? e.message) : e.message) : String(e)}\n`);
-    process.exit(e instanceof UsageError ? 2 : 1);
-  },
-);
+runCliMain(USAGE, main);

@@ -8,12 +8,9 @@ import { defaultRunDir, parseRunArgs, UsageError, USAGE } from '../train/options
 import { STAGES } from '../train/stages';
 import { train } from '../train/trainer';
 import { loadCheckpoint } from '../train/checkpoint';
+import { runCliMain } from '../train/cli-main';
 
 async function main(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
   const options = parseRunArgs(argv);
   const fs = new NodeTrainFileSystem();
   if (options.resume) {
@@ -55,12 +52,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e) => {
-    if (e instanceof UsageError) process.stderr.write(`error: ${e.message}\n\n${USAGE}`);
-    // Expected failures (missing checkpoint, bad dataset) read best as one line; TRAIN_DEBUG=1 shows where.
-    else process.stderr.write(`error: ${e instanceof Error ? (process.env.TRAIN_DEBUG ? (e.stack ?? e.message) : e.message) : String(e)}\n`);
-    process.exit(e instanceof UsageError ? 2 : 1);
-  },
-);
+runCliMain(USAGE, main);

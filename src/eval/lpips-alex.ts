@@ -12,14 +12,11 @@
  */
 import { tidy } from '../engine/scope';
 import type { Tensor } from '../engine/tensor';
-import { fromArray } from '../engine/create';
-import { add, div, relu, square, sub } from '../kernels/elementwise';
+import { div, relu, sub } from '../kernels/elementwise';
 import { maxPool2d } from '../kernels/pool';
-import { l2NormalizeChannels } from '../kernels/norm';
-import { mean } from '../kernels/reduce';
 import { Module, type HostTensor, type LoadOptions, type LoadReport } from '../models/module';
 import { type Conv, conv2d, type InitContext } from '../models/layers';
-import { LPIPS_SCALE, LPIPS_SHIFT } from '../models/lpips';
+import { copyLpipsHeads, lpipsDistance, ScalingLayer, withDefaultScaling } from '../models/lpips';
 
 export interface AlexLpipsConfig {
   channels: readonly [number, number, number, number, number];
@@ -61,16 +58,6 @@ class Head extends Module {
   }
 }
 
-class Scaling extends Module {
-  readonly shift: Tensor;
-  readonly scale: Tensor;
-  constructor(ctx: InitContext) {
-    super(ctx.backend);
-    this.shift = this.registerBuffer('shift', fromArray(ctx.backend, LPIPS_SHIFT, [1, 3, 1, 1]));
-    this.scale = this.registerBuffer('scale', fromArray(ctx.backend, LPIPS_SCALE, [1, 3, 1, 1]));
-  }
-}
-
 class AlexFeatures extends Module {
   readonly slices: AlexSlice[];
   constructor(ctx: InitContext, c: readonly number[]) {
@@ -87,12 +74,12 @@ class AlexFeatures extends Module {
 }
 
 export class AlexLpips extends Module {
-  readonly scaling: Scaling;
+  readonly scaling: ScalingLayer;
   readonly net: AlexFeatures;
   readonly lins: Head[];
   constructor(ctx: InitContext, readonly config: AlexLpipsConfig = ALEX_LPIPS_CONFIGS.alex) {
     super(ctx.backend);
-    this.scaling = this.registerModule('scaling_layer', new Scaling(ctx));
+    this.scaling = this.registerModule('scaling_layer', new ScalingLayer(ctx));
     this.net = this.registerModule('net', new AlexFeatures(ctx, config.channels));
     this.lins = config.channels.map((ch, i) => this.registerModule(`lin${i}`, new Head(ctx, ch)));
     for (const p of this.parameters()) p.requiresGrad = false;
@@ -111,19 +98,12 @@ export class AlexLpips extends Module {
     return tidy(() => {
       const fa = this.features(a);
       const fb = this.features(b);
-      const perTap = fa.map((ta, i) => {
-        const diff = square(sub(l2NormalizeChannels(ta, 1e-10), l2NormalizeChannels(fb[i], 1e-10)));
-        return mean(this.lins[i].model.conv.forward(diff), [2, 3], { keepdim: true });
-      });
-      return perTap.reduce((acc, t) => add(acc, t));
+      return lpipsDistance(fa, fb, (diff, i) => this.lins[i].model.conv.forward(diff));
     });
   }
 
   loadWeights(source: Map<string, HostTensor>, options: LoadOptions = {}): LoadReport {
-    const full = new Map(source);
-    if (!full.has('scaling_layer.shift')) full.set('scaling_layer.shift', { shape: [1, 3, 1, 1], data: LPIPS_SHIFT });
-    if (!full.has('scaling_layer.scale')) full.set('scaling_layer.scale', { shape: [1, 3, 1, 1], data: LPIPS_SCALE });
-    return this.loadStateDict(full, options);
+    return this.loadStateDict(withDefaultScaling(source), options);
   }
 }
 
@@ -138,6 +118,6 @@ export function alexLpipsFromTorchvision(alexnet: Map<string, HostTensor>, heads
     const m = /^features\.(\d+)\.(weight|bias)$/.exec(key);
     if (m && sliceOf[m[1]]) out.set(`net.slice${sliceOf[m[1]]}.${m[1]}.${m[2]}`, t);
   }
-  for (const [key, t] of heads) if (/^lin\d\.model\.1\.weight$/.test(key)) out.set(key, t);
+  copyLpipsHeads(heads, out);
   return out;
 }

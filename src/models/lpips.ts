@@ -58,7 +58,7 @@ class IndexedSequential extends Module {
 }
 
 /** (x − shift) / scale per RGB channel; a 1-channel (grey) input broadcasts to 3 channels. */
-class ScalingLayer extends Module {
+export class ScalingLayer extends Module {
   readonly shift: Tensor;
   readonly scale: Tensor;
   constructor(ctx: InitContext) {
@@ -130,15 +130,9 @@ export class Lpips extends Module {
 
   /** Images a, b: [N, 1 or 3, H, W] in [−1, 1] → distance [N, 1, 1, 1]. Gradients flow to a and b, never to the weights. */
   forward(a: Tensor, b: Tensor): Tensor {
-    return tidy(() => {
-      const fa = this.net.forward(this.scalingLayer.forward(a));
-      const fb = this.net.forward(this.scalingLayer.forward(b));
-      const perTap = fa.map((ta, i) => {
-        const diff = square(sub(l2NormalizeChannels(ta, 1e-10), l2NormalizeChannels(fb[i], 1e-10)));
-        return mean(this.lins[i].forward(diff), [2, 3], { keepdim: true });
-      });
-      return perTap.reduce((acc, t) => add(acc, t));
-    });
+    return tidy(() =>
+      lpipsDistance(this.net.forward(this.scalingLayer.forward(a)), this.net.forward(this.scalingLayer.forward(b)), (diff, i) => this.lins[i].forward(diff)),
+    );
   }
 
   /** Per-frame LPIPS of two clips (B, C, T, H, W) → (B, 1, T, 1, 1), as the VAE loss broadcasts it (§4.8). */
@@ -155,11 +149,33 @@ export class Lpips extends Module {
    * (the lpips package's vgg.pth holds only the heads); then the standard constants stay.
    */
   loadWeights(source: Map<string, HostTensor>, options: LoadOptions = {}): LoadReport {
-    const full = new Map(source);
-    if (!full.has('scaling_layer.shift')) full.set('scaling_layer.shift', { shape: [1, 3, 1, 1], data: LPIPS_SHIFT });
-    if (!full.has('scaling_layer.scale')) full.set('scaling_layer.scale', { shape: [1, 3, 1, 1], data: LPIPS_SCALE });
-    return this.loadStateDict(full, options);
+    return this.loadStateDict(withDefaultScaling(source), options);
   }
+}
+
+/**
+ * Σ over the taps of mean_hw(head_i((unit-normalised fa_i − unit-normalised fb_i)²)): the LPIPS distance
+ * [N, 1, 1, 1] of two images' tap activations. Call inside tidy().
+ */
+export function lpipsDistance(fa: Tensor[], fb: Tensor[], head: (diff: Tensor, i: number) => Tensor): Tensor {
+  const perTap = fa.map((ta, i) => {
+    const diff = square(sub(l2NormalizeChannels(ta, 1e-10), l2NormalizeChannels(fb[i], 1e-10)));
+    return mean(head(diff, i), [2, 3], { keepdim: true });
+  });
+  return perTap.reduce((acc, t) => add(acc, t));
+}
+
+/** A copy of an lpips-layout state dict with the standard scaling_layer constants where it has none. */
+export function withDefaultScaling(source: Map<string, HostTensor>): Map<string, HostTensor> {
+  const full = new Map(source);
+  if (!full.has('scaling_layer.shift')) full.set('scaling_layer.shift', { shape: [1, 3, 1, 1], data: LPIPS_SHIFT });
+  if (!full.has('scaling_layer.scale')) full.set('scaling_layer.scale', { shape: [1, 3, 1, 1], data: LPIPS_SCALE });
+  return full;
+}
+
+/** Copies the LPIPS heads (lin{i}.model.1.weight) of `heads` into `out`. */
+export function copyLpipsHeads(heads: Map<string, HostTensor>, out: Map<string, HostTensor>): void {
+  for (const [key, t] of heads) if (/^lin\d\.model\.1\.weight$/.test(key)) out.set(key, t);
 }
 
 /**
@@ -176,6 +192,6 @@ export function lpipsFromTorchvisionVgg16(vgg16: Map<string, HostTensor>, heads:
     const slice = sliceStarts.findIndex((s, i) => index >= s && index < sliceStarts[i + 1]) + 1;
     if (slice > 0) out.set(`net.slice${slice}.${index}.${m[2]}`, t);
   }
-  for (const [key, t] of heads) if (/^lin\d\.model\.1\.weight$/.test(key)) out.set(key, t);
+  copyLpipsHeads(heads, out);
   return out;
 }

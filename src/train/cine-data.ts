@@ -10,11 +10,11 @@
  * (so a resized clip spans exactly [-1, 1] like a full-size one). At 50 × 96 × 96 it passes unchanged.
  */
 import type { DataFileSystem } from '../data/fs';
-import { epochOrder, NpyDatasetSource } from '../data/loader';
+import { NpyDatasetSource } from '../data/loader';
 import { generateSubject, phantomId } from '../data/phantom/subject';
 import { cropResizeFrame, normalizeClip, resampleCyclic } from '../data/preprocess/cmr';
 import type { SplitName } from '../data/dataset';
-import type { StageBatches } from './stage';
+import { RowBatches, type RowBatchesOptions } from './row-batches';
 
 export const SOURCE_FRAMES = 50;
 export const SOURCE_SIZE = 96;
@@ -97,46 +97,13 @@ export function resizeCine(clip: Float32Array, geometry: CineGeometry): Float32A
   return normalizeClip(data);
 }
 
-export interface CineBatchesOptions extends CineGeometry {
-  batchSize: number;
-  /** Shuffle each epoch with epochOrder(seed, epoch) and drop the last partial batch (training). */
-  shuffle: boolean;
-  seed: number;
-  /** Keep prepared clips in memory (fixed phantom sets are re-rendered otherwise). */
-  cache: boolean;
-}
+/** Clip geometry and batching; `cache` keeps prepared clips in memory (fixed phantom sets are re-rendered otherwise). */
+export interface CineBatchesOptions extends CineGeometry, RowBatchesOptions {}
 
 /** Random-access batches over CineSubjects; batch (epoch, index) depends only on (seed, epoch, index). */
-export class CineBatches implements StageBatches<CineBatch> {
-  readonly batchesPerEpoch: number;
-  private readonly cache = new Map<number, Promise<Float32Array>>();
-
-  constructor(readonly subjects: CineSubjects, readonly options: CineBatchesOptions) {
-    const n = subjects.length;
-    if (options.shuffle && n < options.batchSize) throw new Error(`${n} training subjects are fewer than one batch of ${options.batchSize}`);
-    this.batchesPerEpoch = options.shuffle ? Math.floor(n / options.batchSize) : Math.ceil(n / options.batchSize);
-  }
-
-  private prepared(row: number): Promise<Float32Array> {
-    const hit = this.cache.get(row);
-    if (hit) return hit;
-    const promise = this.subjects.cine(row).then((clip) => resizeCine(clip, this.options));
-    if (this.options.cache) this.cache.set(row, promise);
-    return promise;
-  }
-
-  /** Source rows of batch `index` of `epoch`. */
-  rows(epoch: number, index: number): number[] {
-    const { batchSize, shuffle, seed } = this.options;
-    const order = epochOrder(this.subjects.length, epoch, shuffle, seed);
-    return order.slice(index * batchSize, (index + 1) * batchSize);
-  }
-
-  async load(epoch: number, index: number): Promise<CineBatch> {
-    // Start the host work on a later turn of the event loop, so a prefetch issued right after a step's
-    // submission does not delay the step's own bookkeeping.
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    return this.loadRows(this.rows(epoch, index));
+export class CineBatches extends RowBatches<CineSubjects, CineBatchesOptions, Float32Array, CineBatch> {
+  protected prepare(row: number): Promise<Float32Array> {
+    return this.subjects.cine(row).then((clip) => resizeCine(clip, this.options));
   }
 
   /** A batch of the given source rows, in that order (validation and the latent dump use fixed order). */

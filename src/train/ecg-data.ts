@@ -14,11 +14,11 @@
  */
 import { DataError } from '../data/errors';
 import type { DataFileSystem } from '../data/fs';
-import { epochOrder, NpyDatasetSource } from '../data/loader';
+import { NpyDatasetSource } from '../data/loader';
 import { generateSubject } from '../data/phantom/subject';
 import { phaseTargets, referenceRPeaks } from '../data/ecg-phase';
 import type { SplitName } from '../data/dataset';
-import type { StageBatches } from './stage';
+import { RowBatches, type RowBatchesOptions } from './row-batches';
 
 export const SOURCE_LEADS = 12;
 export const SOURCE_SAMPLES = 5000;
@@ -108,49 +108,20 @@ export function prepareEcg(raw: Float32Array, length: number, steps: number): Pr
   return { ecg: resampleArea(raw, SOURCE_LEADS, SOURCE_SAMPLES, length), phase: phaseTargets(peaks, SOURCE_SAMPLES, decimation) };
 }
 
-export interface EcgBatchesOptions {
-  batchSize: number;
+export interface EcgBatchesOptions extends RowBatchesOptions {
   /** Model input length (samples per lead) and encoder feature steps. */
   length: number;
   steps: number;
-  /** Shuffle each epoch with epochOrder(seed, epoch) and drop the last partial batch (training). */
-  shuffle: boolean;
-  seed: number;
-  /** Keep prepared samples in memory (fixed phantom sets are regenerated otherwise). */
-  cache: boolean;
 }
 
 /** Random-access batches over EcgSubjects; batch (epoch, index) depends only on (seed, epoch, index). */
-export class EcgBatches implements StageBatches<EcgBatch> {
-  readonly batchesPerEpoch: number;
-  private readonly cache = new Map<number, Promise<PreparedEcg>>();
-
-  constructor(readonly subjects: EcgSubjects, readonly options: EcgBatchesOptions) {
-    const n = subjects.length;
-    if (options.shuffle && n < options.batchSize) throw new Error(`${n} training subjects are fewer than one batch of ${options.batchSize}`);
-    this.batchesPerEpoch = options.shuffle ? Math.floor(n / options.batchSize) : Math.ceil(n / options.batchSize);
+export class EcgBatches extends RowBatches<EcgSubjects, EcgBatchesOptions, PreparedEcg, EcgBatch> {
+  protected prepare(row: number): Promise<PreparedEcg> {
+    return this.subjects.ecg(row).then((raw) => prepareEcg(raw, this.options.length, this.options.steps));
   }
 
-  private prepared(row: number): Promise<PreparedEcg> {
-    const hit = this.cache.get(row);
-    if (hit) return hit;
-    const promise = this.subjects.ecg(row).then((raw) => prepareEcg(raw, this.options.length, this.options.steps));
-    if (this.options.cache) this.cache.set(row, promise);
-    return promise;
-  }
-
-  /** Source rows of batch `index` of `epoch`. */
-  rows(epoch: number, index: number): number[] {
-    const { batchSize, shuffle, seed } = this.options;
-    const order = epochOrder(this.subjects.length, epoch, shuffle, seed);
-    return order.slice(index * batchSize, (index + 1) * batchSize);
-  }
-
-  async load(epoch: number, index: number): Promise<EcgBatch> {
-    // Start the host work on a later turn of the event loop, so a prefetch issued right after a step's
-    // submission does not delay the step's own bookkeeping.
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    const rows = this.rows(epoch, index);
+  /** A batch of the given source rows, in that order. */
+  async loadRows(rows: number[]): Promise<EcgBatch> {
     const { length, steps } = this.options;
     const samples = await Promise.all(rows.map((r) => this.prepared(r)));
     const ecg = new Float32Array(rows.length * SOURCE_LEADS * length);

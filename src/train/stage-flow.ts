@@ -18,10 +18,11 @@ import { backward, noGrad } from '../engine/autograd';
 import { tidy } from '../engine/scope';
 import type { Tensor } from '../engine/tensor';
 import type { Backend } from '../engine/backend';
+import type { Engine } from '../engine/engine';
 import { add, gt, mul, mulScalar } from '../kernels/elementwise';
 import { flowInterpolate, mseLoss } from '../kernels/loss';
 import { stack } from '../kernels/layout';
-import { AdamW, clipGradNorm, cosineLr, type AdamWState } from '../kernels/optimizer';
+import { AdamW, clipGradNorm } from '../kernels/optimizer';
 import { Generator, rand, randn, type GeneratorState } from '../kernels/random';
 import { readSafetensors } from '../models/io/safetensors';
 import { HostTensor } from '../models/io/tensor';
@@ -31,15 +32,16 @@ import type { PaMaeConfig } from '../models/pamae-config';
 import { VAE3d, type Vae3dConfig } from '../models/vae3d';
 import { withoutPrefix } from './checkpoint';
 import { resizeCine, type CineGeometry } from './cine-data';
-import { ecgModelInput, FlowBatches, readLatentFile, readTemplate, SubjectReader, VAE_RUN_FILES, type FlowBatch, type LatentSet } from './stage-flow-data';
+import { ecgModelInput, FlowBatches, readLatentFile, readTemplate, SubjectReader, VAE_RUN_FILES, type FlowBatch, type LatentSet, type SubjectRef } from './stage-flow-data';
 import type { TrainFileSystem } from './files';
 import { UsageError, type Preset, type RunOptions } from './options';
 import type { BaseStageConfig, Json, Stage, StageContext, StageFactory, StageMetadata, ValidationResult } from './stage';
+import { epochSchedule, hostTensors, loadOptimizer, optimizerMeta, optimizerTensors, scheduleLr, type AdamWStageConfig, type EpochStageConfig, type OptimizerMeta } from './stage-common';
 
 /** The DiT's own hyper-parameters; its geometry (channels, h × w, frames, ECG width) follows the VAE and encoder. */
 export type DitWidth = Pick<DitConfig, 'hiddenSize' | 'depth' | 'numHeads' | 'mlpRatio' | 'frequencyEmbeddingSize'>;
 
-export interface FlowStageConfig extends BaseStageConfig {
+export interface FlowStageConfig extends BaseStageConfig, AdamWStageConfig, EpochStageConfig {
   stage: 'flow';
   vaeRun: string;
   ecgRun: string;
@@ -59,18 +61,6 @@ export interface FlowStageConfig extends BaseStageConfig {
   alpha: number;
   /** Per-sample probability of zeroing the ECG tokens (spec §5.3). */
   conditionDrop: number;
-  lr: number;
-  minLr: number;
-  betas: [number, number];
-  eps: number;
-  weightDecay: number;
-  clipNorm: number;
-  epochs: number;
-  stepsPerEpoch: number;
-  trainSubjects: number;
-  valSubjects: number;
-  valBatchSize: number;
-  perEpoch: { totalSteps: boolean; valEvery: boolean; checkpointEvery: boolean };
 }
 
 interface FlowPreset {
@@ -220,8 +210,7 @@ class FlowStage implements Stage<FlowBatch> {
   async trainStep(batch: FlowBatch, step: number) {
     const { engine } = this.context;
     const c = this.config;
-    const lr = cosineLr(step, c.totalSteps, c.lr, c.minLr);
-    this.optimizer.lr = lr;
+    const lr = scheduleLr(this.optimizer, step, c);
     const ecg = engine.tensor(batch.ecg, [batch.size, 12, c.ecgLength!]);
     const x1 = engine.tensor(batch.latents, [batch.size, ...this.latentShape]);
     const tokens = await encodeEcgTokens(this.encoder, ecg, c.dit!.numFrames, c.cycle);
@@ -276,9 +265,7 @@ class FlowStage implements Stage<FlowBatch> {
 
   private async modelTensors(prefix: string): Promise<Map<string, HostTensor>> {
     const out = new Map<string, HostTensor>();
-    for (const [part, model] of [['dit.', this.dit], ['encoder.', this.encoder]] as const) {
-      for (const [name, t] of model.stateDict()) out.set(prefix + part + name, new HostTensor('f32', [...t.shape], Float32Array.from(await t.data())));
-    }
+    for (const [part, model] of [['dit.', this.dit], ['encoder.', this.encoder]] as const) await hostTensors(model.stateDict(), prefix + part, out);
     return out;
   }
 
@@ -291,25 +278,14 @@ class FlowStage implements Stage<FlowBatch> {
 
   async stateTensors(): Promise<Map<string, HostTensor>> {
     const out = await this.modelTensors('model.');
-    const state = await this.optimizer.state();
-    state.params.forEach((ps, i) => {
-      if (!ps) return;
-      const shape = [...this.params[i].shape];
-      out.set(`optim.${this.paramNames[i]}.exp_avg`, new HostTensor('f32', shape, ps.expAvg));
-      out.set(`optim.${this.paramNames[i]}.exp_avg_sq`, new HostTensor('f32', shape, ps.expAvgSq));
-    });
+    await optimizerTensors(this.optimizer, this.paramNames, this.params, 'optim.', out);
     return out;
   }
 
   metadata(): StageMetadata {
-    const o = this.optimizer;
     return {
-      optimizer: {
-        lr: o.lr, betas: [o.beta1, o.beta2], eps: o.eps, weightDecay: o.weightDecay,
-        // The phase head gets no gradient in this stage: its step count stays 0 (no state, as torch).
-        steps: this.params.map((_, i) => o.stepOf(i)),
-        parameterNames: this.paramNames,
-      },
+      // The phase head gets no gradient in this stage: its step count stays 0 (no state, as torch).
+      optimizer: optimizerMeta(this.optimizer, this.paramNames) as unknown as Json,
       generators: { init: this.initGen.state() as unknown as Json, noise: this.noiseGen.state() as unknown as Json },
     };
   }
@@ -317,18 +293,7 @@ class FlowStage implements Stage<FlowBatch> {
   loadState(tensors: Map<string, HostTensor>, metadata: StageMetadata): void {
     this.dit.loadStateDict(withoutPrefix(tensors, 'model.dit.'));
     this.encoder.loadStateDict(withoutPrefix(tensors, 'model.encoder.'));
-    const meta = metadata.optimizer as { lr: number; betas: [number, number]; eps: number; weightDecay: number; steps: number[]; parameterNames: string[] };
-    if (meta.parameterNames.join('\n') !== this.paramNames.join('\n')) throw new Error('checkpoint optimizer state lists different parameters than the model');
-    const state: AdamWState = {
-      lr: meta.lr, betas: meta.betas, eps: meta.eps, weightDecay: meta.weightDecay,
-      params: this.paramNames.map((name, i) => {
-        const m = tensors.get(`optim.${name}.exp_avg`);
-        const v = tensors.get(`optim.${name}.exp_avg_sq`);
-        if (!m || !v || meta.steps[i] === 0) return null;
-        return { step: meta.steps[i], expAvg: m.data as Float32Array, expAvgSq: v.data as Float32Array };
-      }),
-    };
-    this.optimizer.loadState(state);
+    loadOptimizer(this.optimizer, this.paramNames, metadata.optimizer as unknown as OptimizerMeta, tensors, 'optim.');
     const gens = metadata.generators as unknown as { init: GeneratorState; noise: GeneratorState };
     this.initGen = Generator.fromState(gens.init);
     this.noiseGen = Generator.fromState(gens.noise);
@@ -353,33 +318,39 @@ async function validationLatents(config: FlowStageConfig, context: StageContext,
     return { ...set, data: set.data.slice(0, config.valSubjects * set.sampleShape.reduce((a, b) => a * b, 1)), subjects: set.subjects.slice(0, config.valSubjects) };
   }
   const subjects = await reader.validationSubjects(train.subjects, config.valSubjects);
-  const vaeConfig = config.vae!;
-  const input = config.vaeInput!;
-  const vae = new VAE3d({ backend: engine.backend, gen: new Generator(0) }, vaeConfig);
+  const vae = new VAE3d({ backend: engine.backend, gen: new Generator(0) }, config.vae!);
   try {
     vae.loadCheckpoint(readSafetensors(await fs.readFile(config.files.vaeWeights), { name: config.files.vaeWeights }).tensors);
-    vae.eval();
-    const sampleSize = train.sampleShape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(subjects.length * sampleSize);
-    for (let i = 0; i < subjects.length; i++) {
-      const clip = resizeCine(await reader.cine(subjects[i]), input);
-      const mu = noGrad(() => {
-        const x = engine.tensor(clip, [1, 1, input.frames, input.size, input.size]);
-        const posterior = vae.encode(x);
-        const mode = posterior.mode();
-        posterior.dispose();
-        x.dispose();
-        return mode;
-      });
-      const host = await mu.data();
-      mu.dispose();
-      if (host.length !== sampleSize) throw new Error(`VAE latent of ${host.length} values does not match the stored latents' ${sampleSize}`);
-      data.set(host, i * sampleSize);
-    }
+    const data = await encodeSubjectModes(engine, vae, reader, subjects, config.vaeInput!, train.sampleShape.reduce((a, b) => a * b, 1));
     return { data, sampleShape: train.sampleShape, subjects };
   } finally {
     vae.dispose();
   }
+}
+
+/**
+ * Posterior modes μ of the subjects' clips (resized to the VAE run's `input`), one at a time, with the VAE
+ * switched to eval mode: `sampleSize` values each, concatenated in order.
+ */
+export async function encodeSubjectModes(engine: Engine, vae: VAE3d, reader: SubjectReader, subjects: readonly SubjectRef[], input: CineGeometry, sampleSize: number): Promise<Float32Array> {
+  vae.eval();
+  const data = new Float32Array(subjects.length * sampleSize);
+  for (let i = 0; i < subjects.length; i++) {
+    const clip = resizeCine(await reader.cine(subjects[i]), input);
+    const mu = noGrad(() => {
+      const x = engine.tensor(clip, [1, 1, input.frames, input.size, input.size]);
+      const posterior = vae.encode(x);
+      const mode = posterior.mode();
+      posterior.dispose();
+      x.dispose();
+      return mode;
+    });
+    const host = await mu.data();
+    mu.dispose();
+    if (host.length !== sampleSize) throw new Error(`VAE latent of ${host.length} values does not match the stored latents' ${sampleSize}`);
+    data.set(host, i * sampleSize);
+  }
+  return data;
 }
 
 export const flowStage: StageFactory<FlowStageConfig> = {
@@ -393,10 +364,9 @@ export const flowStage: StageFactory<FlowStageConfig> = {
     const batchSize = o.batch ?? preset.batchSize;
     const epochs = o.epochs ?? preset.epochs;
     // The epoch length is known once the latents are read (create() fills it in); until then 1 step.
-    const valEvery = o.valEvery ?? 1;
+    const schedule = epochSchedule(o, epochs, 1);
     return {
-      stage: 'flow', preset: options.preset, seed: o.seed ?? 42, batchSize, totalSteps: o.steps ?? epochs, valEvery,
-      checkpointEvery: o.checkpointEvery ?? valEvery, plotEvery: o.plotEvery ?? 25, logEvery: o.logEvery ?? 10, data: null,
+      stage: 'flow', preset: options.preset, seed: o.seed ?? 42, batchSize, ...schedule.steps, data: null,
       vaeRun: options.vaeRun, ecgRun: options.ecgRun,
       files: {
         latents: joinPath(options.vaeRun, VAE_RUN_FILES.latents), template: joinPath(options.vaeRun, VAE_RUN_FILES.template),
@@ -406,7 +376,7 @@ export const flowStage: StageFactory<FlowStageConfig> = {
       cycle: 'faithful', alpha: 0.8, conditionDrop: 0.1,
       lr: o.lr ?? preset.lr, minLr: 1e-6, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-4, clipNorm: 1,
       epochs, stepsPerEpoch: 1, trainSubjects: 0, valSubjects: preset.valSubjects, valBatchSize: batchSize,
-      perEpoch: { totalSteps: o.steps === undefined, valEvery: o.valEvery === undefined, checkpointEvery: o.checkpointEvery === undefined && o.valEvery === undefined },
+      perEpoch: schedule.perEpoch,
     };
   },
 

@@ -10,14 +10,14 @@
  * and the anatomy template.
  */
 import { hashSeed } from '../data/random';
-import { backward, noGrad } from '../engine/autograd';
+import { backward } from '../engine/autograd';
 import { tidy } from '../engine/scope';
 import type { Tensor } from '../engine/tensor';
 import { full, mulScalar } from '../kernels/elementwise';
 import { stack } from '../kernels/layout';
-import { AdamW, clipGradNorm, cosineLr, type AdamWState } from '../kernels/optimizer';
+import { AdamW, clipGradNorm } from '../kernels/optimizer';
 import { Generator, type GeneratorState } from '../kernels/random';
-import { HostTensor } from '../models/io/tensor';
+import type { HostTensor } from '../models/io/tensor';
 import { readSafetensors } from '../models/io/safetensors';
 import { PATCHGAN_CHECKPOINT_PREFIX, PatchGan3d } from '../models/discriminator3d';
 import { LPIPS_CHECKPOINT_PREFIX, Lpips, type LpipsConfig } from '../models/lpips';
@@ -27,32 +27,25 @@ import { CineBatches, NpyCineSubjects, PhantomCineSubjects, type CineBatch, type
 import type { TrainFileSystem } from './files';
 import type { Preset, RunOptions } from './options';
 import type { BaseStageConfig, Json, Stage, StageContext, StageFactory, StageMetadata, StepOutput, ValidationResult } from './stage';
+import {
+  adoptDatasetEpoch, epochSchedule, hostTensors, loadOptimizer, optimizerMeta, optimizerTensors, PHANTOM_CACHE_BYTES, scheduleLr, subjectSplits, validationMeans,
+  type AdamWStageConfig, type EpochStageConfig, type OptimizerMeta,
+} from './stage-common';
 import { discriminatorLoss, generatorLoss, REFERENCE_LOSS_WEIGHTS, type VaeLossWeights } from './stage-vae-loss';
 import { writeVaeLatents } from './stage-vae-latents';
 
-export interface VaeStageConfig extends BaseStageConfig {
+export interface VaeStageConfig extends BaseStageConfig, AdamWStageConfig, EpochStageConfig {
   stage: 'vae';
   model: Vae3dConfig;
   /** Model input: frames × size × size. */
   input: CineGeometry;
   /** Base learning rate of both optimizers; the VAE's decays by cosine to minLr, the discriminator's stays. */
   lr: number;
-  minLr: number;
-  betas: [number, number];
-  eps: number;
-  weightDecay: number;
-  clipNorm: number;
   loss: VaeLossWeights;
   /** First step (0-based) with the adversarial terms (paper: 10,000). */
   discStart: number;
   /** LPIPS weights (safetensors, lpips key layout), or null: the perceptual term is off. */
   lpipsWeights: string | null;
-  epochs: number;
-  stepsPerEpoch: number;
-  trainSubjects: number;
-  valSubjects: number;
-  valBatchSize: number;
-  perEpoch: { totalSteps: boolean; valEvery: boolean; checkpointEvery: boolean };
 }
 
 interface VaePreset {
@@ -77,8 +70,6 @@ const VAE_PRESETS: Record<Preset, VaePreset> = {
   small: { model: VAE_CONFIGS.small, input: { frames: 10, size: 48 }, batchSize: 4, lr: 5e-5, epochs: 10, discStart: 500, trainSubjects: 512, valSubjects: 64 },
   paper: { model: VAE_CONFIGS.paper, input: { frames: 50, size: 96 }, batchSize: 1, lr: 5e-5, epochs: 10, discStart: 10_000, trainSubjects: 4096, valSubjects: 256 },
 };
-
-const PHANTOM_CACHE_BYTES = 384 * 2 ** 20;
 
 /** Derived seeds, so init, posterior samples, LPIPS dropout, validation samples and data order never share a stream. */
 export const vaeSeeds = (seed: number) => ({
@@ -110,51 +101,6 @@ export async function loadLpips(fs: TrainFileSystem, path: string, backend: VAE3
 }
 
 const trainable = (named: [string, Tensor][]) => named.filter(([, t]) => t.requiresGrad);
-
-interface OptimizerMeta {
-  lr: number;
-  betas: [number, number];
-  eps: number;
-  weightDecay: number;
-  steps: number[];
-  parameterNames: string[];
-}
-
-function optimizerMeta(o: AdamW, names: string[]): OptimizerMeta {
-  // Per-parameter step counts; 0 = no state yet (as torch before the first step).
-  return { lr: o.lr, betas: [o.beta1, o.beta2], eps: o.eps, weightDecay: o.weightDecay, steps: names.map((_, i) => o.stepOf(i)), parameterNames: names };
-}
-
-async function optimizerTensors(o: AdamW, names: string[], params: Tensor[], prefix: string, out: Map<string, HostTensor>): Promise<void> {
-  const state = await o.state();
-  state.params.forEach((ps, i) => {
-    if (!ps) return;
-    const shape = [...params[i].shape];
-    out.set(`${prefix}${names[i]}.exp_avg`, new HostTensor('f32', shape, ps.expAvg));
-    out.set(`${prefix}${names[i]}.exp_avg_sq`, new HostTensor('f32', shape, ps.expAvgSq));
-  });
-}
-
-function loadOptimizer(o: AdamW, names: string[], meta: OptimizerMeta, tensors: Map<string, HostTensor>, prefix: string): void {
-  if (meta.parameterNames.join('\n') !== names.join('\n')) throw new Error(`checkpoint optimizer state (${prefix}) lists different parameters than the model`);
-  const state: AdamWState = {
-    lr: meta.lr, betas: meta.betas, eps: meta.eps, weightDecay: meta.weightDecay,
-    params: names.map((name, i) => {
-      const m = tensors.get(`${prefix}${name}.exp_avg`);
-      const v = tensors.get(`${prefix}${name}.exp_avg_sq`);
-      if (!m || !v || meta.steps[i] === 0) return null;
-      return { step: meta.steps[i], expAvg: m.data as Float32Array, expAvgSq: v.data as Float32Array };
-    }),
-  };
-  o.loadState(state);
-}
-
-async function hostTensors(named: Iterable<[string, Tensor]>, prefix: string, out: Map<string, HostTensor>): Promise<void> {
-  for (const [name, t] of named) {
-    // f32 for every entry, integer buffers (num_batches_tracked) included, as stage ecg stores them.
-    out.set(prefix + name, new HostTensor('f32', [...t.shape], Float32Array.from(await t.data())));
-  }
-}
 
 export class VaeStage implements Stage<CineBatch> {
   readonly name = 'vae';
@@ -192,8 +138,7 @@ export class VaeStage implements Stage<CineBatch> {
   trainStep(batch: CineBatch, step: number): StepOutput {
     const { engine } = this.context;
     const c = this.config;
-    const lr = cosineLr(step, c.totalSteps, c.lr, c.minLr);
-    this.vaeOptimizer.lr = lr;
+    const lr = scheduleLr(this.vaeOptimizer, step, c);
     const adversarial = step >= c.discStart;
     const x = engine.tensor(batch.cine, [batch.size, 1, batch.frames, batch.height, batch.width]);
 
@@ -256,36 +201,18 @@ export class VaeStage implements Stage<CineBatch> {
     const gen = new Generator(vaeSeeds(this.config.seed).valSample);
     this.vae.eval();
     this.lpips?.eval();
-    const perBatch: Tensor[] = [];
-    let count = 0;
     try {
-      for (let i = 0; i < this.val.batchesPerEpoch; i++) {
-        const batch = await this.val.load(0, i);
-        count += batch.size;
-        perBatch.push(
-          noGrad(() =>
-            tidy(() => {
-              const x = engine.tensor(batch.cine, [batch.size, 1, batch.frames, batch.height, batch.width]);
-              // The reference validates on a sampled posterior too (its validation loss is noisy; ours is seeded).
-              const { reconstruction, posterior } = this.vae.forward(x, { gen });
-              const out = generatorLoss({ x, reconstruction, posterior, lpips: this.lpips, discriminator: null, lastLayer: this.vae.decoder.convOut.weight, weights: this.config.loss });
-              // Sample-weighted sums, so a short last batch counts by its size.
-              return mulScalar(stack([out.nll, out.l1, out.lpips ?? full(x.backend, [], 0), out.kl]), batch.size);
-            }),
-          ),
-        );
-        engine.flush();
-      }
-      const sums = tidy(() => stack(perBatch));
-      const host = await sums.data();
-      sums.dispose();
-      const total = [0, 0, 0, 0];
-      for (let b = 0; b < perBatch.length; b++) for (let k = 0; k < 4; k++) total[k] += host[4 * b + k];
-      const [rec, l1, lpips, kl] = total.map((v) => v / count);
+      const [rec, l1, lpips, kl] = await validationMeans(engine, this.val, 4, (batch) => {
+        const x = engine.tensor(batch.cine, [batch.size, 1, batch.frames, batch.height, batch.width]);
+        // The reference validates on a sampled posterior too (its validation loss is noisy; ours is seeded).
+        const { reconstruction, posterior } = this.vae.forward(x, { gen });
+        const out = generatorLoss({ x, reconstruction, posterior, lpips: this.lpips, discriminator: null, lastLayer: this.vae.decoder.convOut.weight, weights: this.config.loss });
+        // Sample-weighted sums, so a short last batch counts by its size.
+        return mulScalar(stack([out.nll, out.l1, out.lpips ?? full(x.backend, [], 0), out.kl]), batch.size);
+      });
       const metrics: Record<string, number> = this.lpips ? { rec, l1, lpips, kl } : { rec, l1, kl };
       return { metrics, score: rec, scoreName: 'rec' };
     } finally {
-      perBatch.forEach((t) => t.dispose());
       this.vae.train();
       this.lpips?.train();
     }
@@ -324,8 +251,8 @@ export class VaeStage implements Stage<CineBatch> {
     this.vae.loadStateDict(withoutPrefix(tensors, 'model.'));
     this.discriminator.loadStateDict(withoutPrefix(tensors, 'disc.'));
     const optimizers = metadata.optimizers as unknown as { vae: OptimizerMeta; disc: OptimizerMeta };
-    loadOptimizer(this.vaeOptimizer, this.vaeNames, optimizers.vae, tensors, 'optim.vae.');
-    loadOptimizer(this.discOptimizer, this.discNames, optimizers.disc, tensors, 'optim.disc.');
+    loadOptimizer(this.vaeOptimizer, this.vaeNames, optimizers.vae, tensors, 'optim.vae.', 'optim.vae.');
+    loadOptimizer(this.discOptimizer, this.discNames, optimizers.disc, tensors, 'optim.disc.', 'optim.disc.');
     const gens = metadata.generators as unknown as { init: GeneratorState; sample: GeneratorState; lpips?: GeneratorState };
     this.initGen = Generator.fromState(gens.init);
     this.sampleGen = Generator.fromState(gens.sample);
@@ -345,12 +272,8 @@ export class VaeStage implements Stage<CineBatch> {
 }
 
 /** Training and validation subjects: fixed phantom index ranges of the seed, or a dataset's splits. */
-export async function vaeSubjects(config: VaeStageConfig, fs: TrainFileSystem): Promise<{ train: CineSubjects; val: CineSubjects }> {
-  if (config.data) return { train: await NpyCineSubjects.open(fs, config.data, 'train'), val: await NpyCineSubjects.open(fs, config.data, 'val') };
-  return {
-    train: new PhantomCineSubjects(config.seed, 0, config.trainSubjects),
-    val: new PhantomCineSubjects(config.seed, config.trainSubjects, config.valSubjects),
-  };
+export function vaeSubjects(config: VaeStageConfig, fs: TrainFileSystem): Promise<{ train: CineSubjects; val: CineSubjects }> {
+  return subjectSplits<CineSubjects>(config, (dir, split) => NpyCineSubjects.open(fs, dir, split), (seed, offset, length) => new PhantomCineSubjects(seed, offset, length));
 }
 
 /** Whether fixed phantom clips at the input size fit the host cache. */
@@ -368,17 +291,15 @@ export const vaeStage: StageFactory<VaeStageConfig> & { afterTraining: typeof wr
     const trainSubjects = preset.trainSubjects;
     const stepsPerEpoch = Math.floor(trainSubjects / batchSize);
     const epochs = o.epochs ?? preset.epochs;
-    const totalSteps = o.steps ?? epochs * stepsPerEpoch;
-    const valEvery = o.valEvery ?? stepsPerEpoch;
+    const schedule = epochSchedule(o, epochs, stepsPerEpoch);
     return {
-      stage: 'vae', preset: options.preset, seed, batchSize, totalSteps, valEvery,
-      checkpointEvery: o.checkpointEvery ?? valEvery, plotEvery: o.plotEvery ?? 25, logEvery: o.logEvery ?? 10,
+      stage: 'vae', preset: options.preset, seed, batchSize, ...schedule.steps,
       data: options.data ?? null,
       model: preset.model, input: { ...preset.input },
       lr: o.lr ?? preset.lr, minLr: 1e-6, betas: [0.5, 0.9], eps: 1e-8, weightDecay: 0.02, clipNorm: 3,
       loss: { ...REFERENCE_LOSS_WEIGHTS }, discStart: o.discStart ?? preset.discStart, lpipsWeights: options.lpipsWeights ?? null,
       epochs, stepsPerEpoch, trainSubjects, valSubjects: preset.valSubjects, valBatchSize: batchSize,
-      perEpoch: { totalSteps: o.steps === undefined, valEvery: o.valEvery === undefined, checkpointEvery: o.checkpointEvery === undefined && o.valEvery === undefined },
+      perEpoch: schedule.perEpoch,
     };
   },
 
@@ -407,16 +328,7 @@ export const vaeStage: StageFactory<VaeStageConfig> & { afterTraining: typeof wr
     const geometry = config.input;
     const train = new CineBatches(subjects.train, { ...geometry, batchSize: config.batchSize, shuffle: true, seed: s.data, cache });
     const val = new CineBatches(subjects.val, { ...geometry, batchSize: config.valBatchSize, shuffle: false, seed: s.data, cache });
-    if (config.data && train.batchesPerEpoch !== config.stepsPerEpoch) {
-      // The dataset decides the epoch length: keep the configured epochs, recompute derived step counts.
-      const epochSteps = train.batchesPerEpoch;
-      if (config.perEpoch.valEvery) config.valEvery = epochSteps;
-      if (config.perEpoch.checkpointEvery) config.checkpointEvery = epochSteps;
-      if (config.perEpoch.totalSteps) config.totalSteps = config.epochs * epochSteps;
-      config.stepsPerEpoch = epochSteps;
-      config.trainSubjects = subjects.train.length;
-      config.valSubjects = subjects.val.length;
-    }
+    adoptDatasetEpoch(config, train.batchesPerEpoch, subjects);
     return new VaeStage(config, context, vae, discriminator, lpips, vaeOptimizer, discOptimizer, initGen, new Generator(s.sample), lpipsGen, train, val);
   },
 

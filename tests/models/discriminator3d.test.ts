@@ -1,34 +1,18 @@
-import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine, Generator, backward, mul, sum, tidy } from '../../src/index';
-import { readNpy, toFloat32 } from '../../src/data/npy';
-import { extractStateDict, readPth } from '../../src/models/io';
+import { Engine, backward, mul, sum, tidy } from '../../src/index';
 import { splitVaeCheckpoint } from '../../src/models/vae3d';
 import { PATCHGAN_CHECKPOINT_PREFIX, PATCHGAN_CONFIGS, PatchGan3d } from '../../src/models/discriminator3d';
 import { cpu, gpuEngine, releaseGpu } from '../helpers/oracle';
+import { expectRelativeNear, goldenNpy, goldenStateDict, initContext as ctx, VAE_GOLDEN } from '../helpers/golden';
 
 afterAll(releaseGpu);
 
-const golden = new URL('../fixtures/golden/vae/', import.meta.url);
-function npy(name: string): { data: Float32Array; shape: number[] } {
-  const a = readNpy(new Uint8Array(readFileSync(new URL(`${name}.npy`, golden))), name);
-  return { data: toFloat32(a.data), shape: [...a.shape] };
-}
-/** Float32 copies (num_batches_tracked is int64 in the file). */
-function pthStateDict(name: string): Map<string, { shape: number[]; data: Float32Array }> {
-  const sd = extractStateDict(readPth(new Uint8Array(readFileSync(new URL(name, golden))), { name }));
-  return new Map([...sd].map(([k, t]) => [k, { shape: t.shape, data: t.toFloat32() }]));
-}
+const npy = (name: string) => goldenNpy(VAE_GOLDEN, name);
+const pthStateDict = (name: string) => goldenStateDict(VAE_GOLDEN, name);
 const weights = pthStateDict('disc_weights.pth');
-const ctx = (e: Engine, seed = 1) => ({ backend: e.backend, gen: new Generator(seed) });
 
 function expectNear(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string, floor = 1e-3) {
-  expect(actual.length, `${what}: length`).toBe(expected.length);
-  let scale = 0;
-  let worst = 0;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
-  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
-  expect(worst / Math.max(scale, floor), `${what}: max error ${worst.toExponential(2)} vs scale ${scale.toExponential(2)}`).toBeLessThan(tol);
+  expectRelativeNear(actual, expected, tol, what, floor);
 }
 
 /** Train-mode forward + backward for the oracle's upstream gradient, then eval mode with the updated running statistics. */

@@ -1,31 +1,17 @@
-import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine, Generator, backward, mul, sum, tidy } from '../../src/index';
-import { readNpy, toFloat32 } from '../../src/data/npy';
-import { extractStateDict, readPth } from '../../src/models/io';
+import { Engine, backward, mul, sum, tidy } from '../../src/index';
 import type { HostTensor } from '../../src/models/module';
 import { LPIPS_CONFIGS, Lpips, lpipsFromTorchvisionVgg16 } from '../../src/models/lpips';
 import { cpu, gpuEngine, releaseGpu } from '../helpers/oracle';
+import { expectRelativeNear, goldenNpy, goldenStateDict, initContext as ctx, VAE_GOLDEN } from '../helpers/golden';
 
 afterAll(releaseGpu);
 
-const golden = new URL('../fixtures/golden/vae/', import.meta.url);
-function npy(name: string): { data: Float32Array; shape: number[] } {
-  const a = readNpy(new Uint8Array(readFileSync(new URL(`${name}.npy`, golden))), name);
-  return { data: toFloat32(a.data), shape: [...a.shape] };
-}
-const weights: Map<string, HostTensor> = new Map(
-  [...extractStateDict(readPth(new Uint8Array(readFileSync(new URL('lpips_weights.pth', golden))), { name: 'lpips_weights.pth' }))].map(([k, t]) => [k, { shape: t.shape, data: t.toFloat32() }]),
-);
-const ctx = (e: Engine, seed = 1) => ({ backend: e.backend, gen: new Generator(seed) });
+const npy = (name: string) => goldenNpy(VAE_GOLDEN, name);
+const weights: Map<string, HostTensor> = goldenStateDict(VAE_GOLDEN, 'lpips_weights.pth');
 
 function expectNear(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string, floor = 1e-3) {
-  expect(actual.length, `${what}: length`).toBe(expected.length);
-  let scale = 0;
-  let worst = 0;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
-  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
-  expect(worst / Math.max(scale, floor), `${what}: max error ${worst.toExponential(2)} vs scale ${scale.toExponential(2)}`).toBeLessThan(tol);
+  expectRelativeNear(actual, expected, tol, what, floor);
 }
 
 function tinyLpips(e: Engine, seed = 1): Lpips {

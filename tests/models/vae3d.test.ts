@@ -1,39 +1,22 @@
-import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine, Generator, add, backward, mul, sum, tidy } from '../../src/index';
-import { readNpy, toFloat32 } from '../../src/data/npy';
-import { extractStateDict, readPth } from '../../src/models/io';
 import type { HostTensor } from '../../src/models/module';
 import { VAE3d, VAE_CONFIGS, isVaeLossKey } from '../../src/models/vae3d';
 import { cpu, gpuEngine, releaseGpu } from '../helpers/oracle';
+import { expectRelativeNear, goldenNpy, goldenStateDict, initContext as ctx, VAE_GOLDEN } from '../helpers/golden';
 
 afterAll(releaseGpu);
 
-const golden = new URL('../fixtures/golden/vae/', import.meta.url);
-function npy(name: string): { data: Float32Array; shape: number[] } {
-  const a = readNpy(new Uint8Array(readFileSync(new URL(`${name}.npy`, golden))), name);
-  return { data: toFloat32(a.data), shape: [...a.shape] };
-}
-/** Float32 copies (num_batches_tracked is int64 in the file). */
-function pthStateDict(name: string): Map<string, { shape: number[]; data: Float32Array }> {
-  const sd = extractStateDict(readPth(new Uint8Array(readFileSync(new URL(name, golden))), { name }));
-  return new Map([...sd].map(([k, t]) => [k, { shape: t.shape, data: t.toFloat32() }]));
-}
-const weights = pthStateDict('vae_weights.pth');
-const paramGrads = pthStateDict('vae_param_grads.pth');
-const ctx = (e: Engine, seed = 1) => ({ backend: e.backend, gen: new Generator(seed) });
+const npy = (name: string) => goldenNpy(VAE_GOLDEN, name);
+const weights = goldenStateDict(VAE_GOLDEN, 'vae_weights.pth');
+const paramGrads = goldenStateDict(VAE_GOLDEN, 'vae_param_grads.pth');
 
 /**
  * max |a − b| relative to the largest reference magnitude (fp32 parity through a deep net), with a floor on
  * that magnitude for tensors that are exactly zero in theory (e.g. the attention key bias gradient).
  */
 function expectNear(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string, floor = 1e-2) {
-  expect(actual.length, `${what}: length`).toBe(expected.length);
-  let scale = 0;
-  let worst = 0;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
-  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
-  expect(worst / Math.max(scale, floor), `${what}: max error ${worst.toExponential(2)} vs scale ${scale.toExponential(2)}`).toBeLessThan(tol);
+  expectRelativeNear(actual, expected, tol, what, floor);
 }
 
 function tinyVae(e: Engine): VAE3d {

@@ -3,28 +3,17 @@
  * from its checkpoint repeats the uninterrupted run's losses bit for bit, the run directory holds the
  * metrics log, the SVG and the checkpoints, and the learning rate follows the cosine per iteration.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { cosineLr } from '../../src/kernels/optimizer';
-import { ecgStage, loadCheckpoint, parseMetrics, parseRunArgs, train, type EcgStageConfig, type TrainRecord, type ValRecord } from '../../src/train/index';
+import { ecgStage, loadCheckpoint, parseRunArgs, train, type EcgStageConfig } from '../../src/train/index';
 import { NodeTrainFileSystem } from '../../src/train/node-files';
 import { writeSyntheticDataset } from '../../src/data/dataset';
-import { gpuEngine, releaseGpu } from '../helpers/oracle';
+import { gpuEngine } from '../helpers/oracle';
+import { CONTENDED_TIMEOUT, expectResumeRepeats, tempDirMaker, trainValues as loggedTrainValues, valValues } from './run-helpers';
 
-/** Lavapipe shares 2 cores with whatever else runs; compile + train normally takes seconds. */
-const CONTENDED_TIMEOUT = 300_000;
-const tempDirs: string[] = [];
-afterAll(() => {
-  releaseGpu();
-  tempDirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
-});
-const tempDir = () => {
-  const d = mkdtempSync(join(tmpdir(), 'train-ecg-'));
-  tempDirs.push(d);
-  return d;
-};
+const tempDir = tempDirMaker('train-ecg-');
 
 /** The tiny preset shrunk for tests: 16 training subjects (4 steps per epoch), 8 for validation. */
 function testConfig(steps: number, extra: string[] = []): EcgStageConfig {
@@ -36,9 +25,7 @@ function testConfig(steps: number, extra: string[] = []): EcgStageConfig {
 }
 
 const fs = new NodeTrainFileSystem();
-const records = (runDir: string) => parseMetrics(readFileSync(join(runDir, 'metrics.jsonl'), 'utf8'));
-const trainValues = (runDir: string) => records(runDir).filter((r): r is TrainRecord => r.type === 'train').map((r) => ({ step: r.step, lr: r.lr, ...(r.values as { loss: number; recon: number; phase: number; gradNorm: number }) }));
-const valValues = (runDir: string) => records(runDir).filter((r): r is ValRecord => r.type === 'val').map((r) => ({ step: r.step, ...r.values }));
+const trainValues = (runDir: string) => loggedTrainValues<{ loss: number; recon: number; phase: number; gradNorm: number }>(runDir);
 
 describe('stage ecg (GPU)', () => {
   const steps = 12;
@@ -93,14 +80,8 @@ describe('stage ecg (GPU)', () => {
     const engine = await gpuEngine();
     const dir = tempDir();
     const config = testConfig(steps, ['--val-every', '6', '--lr', '3e-3', '--checkpoint-every', '5']);
-    const partial = await train(ecgStage, config, { engine, fs, runDir: dir, progress: null, stopAfterStep: 7 });
-    expect(partial).toMatchObject({ completed: false, steps: 7 });
-    // The stop happened in epoch 1 (4 steps per epoch): the resumed loader must continue mid-epoch.
-    expect((await loadCheckpoint(fs, dir, 'last')).meta).toMatchObject({ step: 7, epoch: 1, batchInEpoch: 3 });
-    const resumed = await train(ecgStage, null, { engine, fs, runDir: dir, progress: null, resume: true });
-    expect(resumed).toMatchObject({ completed: true, steps });
-    expect(trainValues(dir)).toEqual(trainValues(first));
-    expect(valValues(dir)).toEqual(valValues(first));
+    // The stop happens in epoch 1 (4 steps per epoch): the resumed loader must continue mid-epoch.
+    await expectResumeRepeats(ecgStage, config, { engine, fs, dir, first, stopAfterStep: 7, steps, position: { epoch: 1, batchInEpoch: 3 } });
     const best = (await loadCheckpoint(fs, dir, 'best')).meta.best;
     expect(best).toEqual((await loadCheckpoint(fs, first, 'best')).meta.best);
   }, CONTENDED_TIMEOUT);

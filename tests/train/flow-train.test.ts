@@ -3,31 +3,21 @@
  * a few steps lower the flow loss, the encoder is fine-tuned (not its phase head), a stopped and resumed
  * run repeats the uninterrupted one bit for bit, and the condition drop keeps samples at rate 0.9.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { cosineLr } from '../../src/kernels/optimizer';
 import { Generator } from '../../src/kernels/random';
 import { readSafetensors } from '../../src/models/io/safetensors';
-import { loadCheckpoint, parseMetrics, parseRunArgs, train, UsageError, type TrainRecord, type ValRecord } from '../../src/train/index';
+import { loadCheckpoint, parseRunArgs, train, UsageError } from '../../src/train/index';
 import { NodeTrainFileSystem } from '../../src/train/node-files';
 import { conditionKeepMask, flowStage, type FlowStageConfig } from '../../src/train/stage-flow';
 import { writeTinyChain } from '../../src/train/stage-flow-fixture';
 import { latentSubjects } from '../../src/train/stage-flow-data';
-import { gpuEngine, releaseGpu } from '../helpers/oracle';
+import { gpuEngine } from '../helpers/oracle';
+import { CONTENDED_TIMEOUT, expectResumeRepeats, tempDirMaker, trainValues as loggedTrainValues, valValues } from './run-helpers';
 
-const CONTENDED_TIMEOUT = 300_000;
-const tempDirs: string[] = [];
-afterAll(() => {
-  releaseGpu();
-  tempDirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
-});
-const tempDir = () => {
-  const d = mkdtempSync(join(tmpdir(), 'train-flow-'));
-  tempDirs.push(d);
-  return d;
-};
+const tempDir = tempDirMaker('train-flow-');
 
 const fs = new NodeTrainFileSystem();
 let chain: { ecgRun: string; vaeRun: string };
@@ -43,9 +33,7 @@ function testConfig(steps: number, extra: string[] = []): FlowStageConfig {
   return config;
 }
 
-const records = (runDir: string) => parseMetrics(readFileSync(join(runDir, 'metrics.jsonl'), 'utf8'));
-const trainValues = (runDir: string) => records(runDir).filter((r): r is TrainRecord => r.type === 'train').map((r) => ({ step: r.step, lr: r.lr, ...(r.values as { loss: number; gradNorm: number }) }));
-const valValues = (runDir: string) => records(runDir).filter((r): r is ValRecord => r.type === 'val').map((r) => ({ step: r.step, ...r.values }));
+const trainValues = (runDir: string) => loggedTrainValues<{ loss: number; gradNorm: number }>(runDir);
 
 describe('latent pairing', () => {
   it('pairs latent rows with phantom ids, dataset ids or rows, or falls back to the VAE run order', () => {
@@ -112,14 +100,8 @@ describe('stage flow (GPU)', () => {
     const engine = await gpuEngine();
     const dir = tempDir();
     const config = testConfig(steps, ['--val-every', '4', '--lr', '3e-3', '--checkpoint-every', '3']);
-    const partial = await train(flowStage, config, { engine, fs, runDir: dir, progress: null, stopAfterStep: 3 });
-    expect(partial).toMatchObject({ completed: false, steps: 3 });
     // Mid-epoch (2 steps per epoch): the resumed loader continues with the second batch of epoch 1.
-    expect((await loadCheckpoint(fs, dir, 'last')).meta).toMatchObject({ step: 3, epoch: 1, batchInEpoch: 1 });
-    const resumed = await train(flowStage, null, { engine, fs, runDir: dir, progress: null, resume: true });
-    expect(resumed).toMatchObject({ completed: true, steps });
-    expect(trainValues(dir)).toEqual(trainValues(first));
-    expect(valValues(dir)).toEqual(valValues(first));
+    await expectResumeRepeats(flowStage, config, { engine, fs, dir, first, stopAfterStep: 3, steps, position: { epoch: 1, batchInEpoch: 1 } });
   }, CONTENDED_TIMEOUT);
 
   it('the condition drop zeroes a sample with probability 0.1', async () => {

@@ -6,11 +6,10 @@
  * NIfTI and NPY (and the side-by-side GIF with the phantom's ground truth).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { readNpy } from '../../src/data/npy';
 import { readNifti } from '../../src/data/readers/nifti';
 import { generateSubject } from '../../src/data/phantom/subject';
@@ -27,20 +26,11 @@ import { FlowPipeline } from '../../src/train/pipeline';
 import { ditField, evaluationTimes, integrateFlow, sampleLatents } from '../../src/train/sampler';
 import { flowStage } from '../../src/train/stage-flow';
 import { writeTinyChain } from '../../src/train/stage-flow-fixture';
-import { cpu, gpuEngine, releaseGpu } from '../helpers/oracle';
+import { cpu, gpuEngine } from '../helpers/oracle';
+import { CONTENDED_TIMEOUT, tempDirMaker } from './run-helpers';
 
-const CONTENDED_TIMEOUT = 300_000;
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const tempDirs: string[] = [];
-afterAll(() => {
-  releaseGpu();
-  tempDirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
-});
-const tempDir = () => {
-  const d = mkdtempSync(join(tmpdir(), 'generate-'));
-  tempDirs.push(d);
-  return d;
-};
+const tempDir = tempDirMaker('generate-');
 
 const values = async (t: Tensor) => Array.from(await t.data());
 

@@ -4,10 +4,9 @@
  * a run stopped and resumed repeats the uninterrupted run bit for bit, and the latent dump has the right
  * shapes with the template equal to the mean of the latents.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { grad, noGrad } from '../../src/engine/autograd';
 import { tidy } from '../../src/engine/scope';
 import { Generator } from '../../src/kernels/random';
@@ -16,26 +15,16 @@ import { readSafetensors, writeSafetensors } from '../../src/models/io/safetenso
 import { HostTensor } from '../../src/models/io/tensor';
 import { LPIPS_CONFIGS, Lpips } from '../../src/models/lpips';
 import { VAE_CONFIGS, VAE3d } from '../../src/models/vae3d';
-import { loadCheckpoint, parseMetrics, parseRunArgs, train, type TrainRecord, type ValRecord } from '../../src/train/index';
+import { loadCheckpoint, parseRunArgs, train } from '../../src/train/index';
 import { NodeTrainFileSystem } from '../../src/train/node-files';
 import { resizeCine } from '../../src/train/cine-data';
 import { loadLpips, vaeStage, type VaeStageConfig } from '../../src/train/stage-vae';
 import { MemoryTrainFileSystem } from '../../src/train/files';
 import { generatorLoss, REFERENCE_LOSS_WEIGHTS } from '../../src/train/stage-vae-loss';
-import { gpuEngine, releaseGpu, randomValues } from '../helpers/oracle';
+import { gpuEngine, randomValues } from '../helpers/oracle';
+import { CONTENDED_TIMEOUT, expectResumeRepeats, tempDirMaker, trainValues, valValues } from './run-helpers';
 
-/** Lavapipe shares 2 cores with whatever else runs. */
-const CONTENDED_TIMEOUT = 300_000;
-const tempDirs: string[] = [];
-afterAll(() => {
-  releaseGpu();
-  tempDirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
-});
-const tempDir = () => {
-  const d = mkdtempSync(join(tmpdir(), 'train-vae-'));
-  tempDirs.push(d);
-  return d;
-};
+const tempDir = tempDirMaker('train-vae-');
 
 const STEPS = 6;
 const DISC_START = 3;
@@ -50,9 +39,6 @@ function testConfig(extra: string[] = []): VaeStageConfig {
 }
 
 const fs = new NodeTrainFileSystem();
-const records = (runDir: string) => parseMetrics(readFileSync(join(runDir, 'metrics.jsonl'), 'utf8'));
-const trainValues = (runDir: string) => records(runDir).filter((r): r is TrainRecord => r.type === 'train').map((r) => ({ step: r.step, lr: r.lr, ...r.values }) as Record<string, number>);
-const valValues = (runDir: string) => records(runDir).filter((r): r is ValRecord => r.type === 'val').map((r) => ({ step: r.step, ...r.values }));
 const readTensors = (path: string) => readSafetensors(new Uint8Array(readFileSync(path)));
 
 describe('stage vae (GPU)', () => {
@@ -122,13 +108,7 @@ describe('stage vae (GPU)', () => {
   it('stopping mid-epoch after discStart and resuming repeats the uninterrupted run exactly', async () => {
     const engine = await gpuEngine();
     const dir = tempDir();
-    const partial = await train(vaeStage, testConfig(['--checkpoint-every', '5']), { engine, fs, runDir: dir, progress: null, stopAfterStep: 5 });
-    expect(partial).toMatchObject({ completed: false, steps: 5 });
-    expect((await loadCheckpoint(fs, dir, 'last')).meta).toMatchObject({ step: 5, epoch: 1, batchInEpoch: 1 });
-    const resumed = await train(vaeStage, null, { engine, fs, runDir: dir, progress: null, resume: true });
-    expect(resumed).toMatchObject({ completed: true, steps: STEPS });
-    expect(trainValues(dir)).toEqual(trainValues(first));
-    expect(valValues(dir)).toEqual(valValues(first));
+    await expectResumeRepeats(vaeStage, testConfig(['--checkpoint-every', '5']), { engine, fs, dir, first, stopAfterStep: 5, steps: STEPS, position: { epoch: 1, batchInEpoch: 1 } });
     expect(readTensors(join(dir, 'latents.safetensors')).tensors.get('latents')!.data).toEqual(readTensors(join(first, 'latents.safetensors')).tensors.get('latents')!.data);
   }, CONTENDED_TIMEOUT);
 

@@ -13,17 +13,16 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { joinPath } from '../../src/data/fs';
 import { phantomId } from '../../src/data/phantom/subject';
-import { noGrad } from '../../src/engine/autograd';
 import { Engine } from '../../src/engine/engine';
 import { Generator } from '../../src/kernels/random';
 import { readSafetensors, writeSafetensors } from '../../src/models/io/safetensors';
 import { HostTensor } from '../../src/models/io/tensor';
 import { VAE3d } from '../../src/models/vae3d';
 import { packChain, type RunKind } from '../../src/platform/chain';
-import { resizeCine, type CineGeometry } from '../../src/train/cine-data';
+import type { CineGeometry } from '../../src/train/cine-data';
 import { NodeTrainFileSystem } from '../../src/train/node-files';
 import { readLatentFile, SubjectReader, VAE_RUN_FILES } from '../../src/train/stage-flow-data';
-import { readRunConfig, vaeConfigOf } from '../../src/train/stage-flow';
+import { encodeSubjectModes, readRunConfig, vaeConfigOf } from '../../src/train/stage-flow';
 
 const argv = process.argv.slice(2);
 const flag = (name: string, fallback?: string) => {
@@ -60,22 +59,7 @@ async function writeValidationLatents(engine: Engine, fs: NodeTrainFileSystem, v
   const subjects = await reader.validationSubjects(train.subjects, VAL_SUBJECTS);
   const vae = new VAE3d({ backend: engine.backend, gen: new Generator(0) }, config);
   vae.loadCheckpoint(readSafetensors(await fs.readFile(joinPath(vaeRun, VAE_RUN_FILES.weights))).tensors);
-  vae.eval();
-  const sampleSize = train.sampleShape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(subjects.length * sampleSize);
-  for (const [i, subject] of subjects.entries()) {
-    const clip = resizeCine(await reader.cine(subject), input);
-    const mu = noGrad(() => {
-      const x = engine.tensor(clip, [1, 1, input.frames, input.size, input.size]);
-      const posterior = vae.encode(x);
-      const mode = posterior.mode();
-      posterior.dispose();
-      x.dispose();
-      return mode;
-    });
-    data.set(await mu.data(), i * sampleSize);
-    mu.dispose();
-  }
+  const data = await encodeSubjectModes(engine, vae, reader, subjects, input, train.sampleShape.reduce((a, b) => a * b, 1));
   vae.dispose();
   const ids = subjects.map((s) => (s.kind === 'phantom' ? phantomId(s.seed, s.index) : `${s.dir}:${s.row}`));
   const tensors = new Map([['latents', new HostTensor('f32', [subjects.length, ...train.sampleShape], data)]]);
