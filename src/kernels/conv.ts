@@ -107,7 +107,7 @@ export function defaultConvTiling(cols: number, software = false): ConvTiling {
 /** Weight gradient: rows are output channels (few), columns Cin·taps (many). */
 function wgradTiling(rows: number, software: boolean): ConvTiling {
   if (tilingOverride) return tilingOverride;
-  if (software) return { direct: true, workgroup: 64, bm: 0, bn: 0, bk: 0, tm: rows <= 4 ? 2 : 4, tn: 8 };
+  if (software) return { direct: true, workgroup: 64, bm: 0, bn: 0, bk: 0, tm: rows <= 4 ? 2 : 8, tn: 8 };
   if (rows <= 16) return { bm: 16, bn: 64, bk: 16, tm: 2, tn: 8 };
   return { bm: 32, bn: 64, bk: 16, tm: 4, tn: 8 };
 }
