@@ -13,7 +13,7 @@ import { writeNpy } from '../data/npy';
 import { sideBySideGif, writeNifti } from '../data/writers/index';
 import { Engine } from '../engine/engine';
 import { resizeCine } from '../train/cine-data';
-import { runCliMain } from '../train/cli-main';
+import { runCliMain } from './cli-main';
 import { NodeTrainFileSystem } from '../train/node-files';
 import { UsageError } from '../train/options';
 import { FlowPipeline } from '../train/pipeline';

@@ -8,7 +8,7 @@ import { defaultRunDir, parseRunArgs, UsageError, USAGE } from '../train/options
 import { STAGES } from '../train/stages';
 import { train } from '../train/trainer';
 import { loadCheckpoint } from '../train/checkpoint';
-import { runCliMain } from '../train/cli-main';
+import { runCliMain } from './cli-main';
 
 async function main(argv: string[]): Promise<number> {
   const options = parseRunArgs(argv);

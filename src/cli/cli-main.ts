@@ -2,7 +2,7 @@
  * The Node entry of the training-side CLIs (train, generate): `--help`/`-h` prints the usage; a UsageError
  * prints its message and the usage (exit 2); any other failure prints one line (exit 1).
  */
-import { UsageError } from './options';
+import { UsageError } from '../train/options';
 
 export function runCliMain(usage: string, main: (argv: string[]) => Promise<number>, argv: string[] = process.argv.slice(2)): void {
   const run = async (): Promise<number> => {
