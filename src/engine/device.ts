@@ -77,6 +77,7 @@ export async function createGpuContext(options: DeviceOptions = {}): Promise<Gpu
     subgroupMatrix: device.features.has('chromium-experimental-subgroup-matrix'),
     timestampQuery: device.features.has('timestamp-query'),
     software: info.architecture === 'software' || info.architecture === 'swiftshader' || /llvmpipe|swiftshader|lavapipe/i.test(`${info.device} ${info.description}`),
+    largeRegisterBlocks: /llvmpipe|lavapipe/i.test(`${info.device} ${info.description}`),
     limits: {
       maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
       maxBufferSize: device.limits.maxBufferSize,

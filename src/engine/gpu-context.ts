@@ -31,6 +31,11 @@ export interface DeviceCapabilities {
   timestampQuery: boolean;
   /** A CPU implementation (lavapipe, SwiftShader): kernels pick shapes that suit CPUs. */
   software: boolean;
+  /**
+   * CPU adapter that runs kernels with 128 unrolled accumulators per invocation fastest (lavapipe).
+   * SwiftShader (Chromium's software WebGPU) loses the device on them, so it gets smaller blocks.
+   */
+  largeRegisterBlocks: boolean;
   limits: {
     maxStorageBufferBindingSize: number;
     maxBufferSize: number;

@@ -88,17 +88,19 @@ export function setConvTiling(t: ConvTiling | null): void {
 }
 
 const isSoftware = (b: WebGPUBackend) => b.ctx.caps.software;
+/** Register-block scale on CPU adapters: 2 where 128-output blocks run (lavapipe), 1 elsewhere (SwiftShader). */
+const blockScale = (b: WebGPUBackend) => (b.ctx.caps.largeRegisterBlocks ? 2 : 1);
 
 /**
  * Narrow column tiles when there are few output channels, so fewer lanes compute padding. On lavapipe
  * few invocations with big register tiles (8 rows each) beat many small ones: a workgroup runs as a loop
  * over SIMD lanes, so per-invocation work amortizes loads and barriers (measured in bench/conv.bench.ts).
  */
-export function defaultConvTiling(cols: number, software = false): ConvTiling {
+export function defaultConvTiling(cols: number, software = false, scale = 2): ConvTiling {
   if (tilingOverride) return tilingOverride;
   // CPU adapters: the barrier-free kernel (measured 1.5-2.5x faster than the tiled one on lavapipe).
   // Blocks of 128 outputs per invocation (8×16, or 16×8 when there are few columns) measured fastest.
-  if (software) return { direct: true, workgroup: 64, bm: 0, bn: 0, bk: 0, tm: cols <= 8 ? 16 : 8, tn: cols <= 4 ? 4 : cols <= 8 ? 8 : 16 };
+  if (software) return { direct: true, workgroup: 64, bm: 0, bn: 0, bk: 0, tm: (cols <= 8 ? 8 : 4) * scale, tn: cols <= 4 ? 4 : cols <= 8 ? 8 : 16 };
   if (cols <= 8) return { bm: 64, bn: 8, bk: 16, tm: 8, tn: 2 };
   if (cols <= 16) return { bm: 64, bn: 16, bk: 16, tm: 8, tn: 4 };
   if (cols <= 32) return { bm: 64, bn: 32, bk: 16, tm: 8, tn: 4 };
@@ -106,9 +108,9 @@ export function defaultConvTiling(cols: number, software = false): ConvTiling {
 }
 
 /** Weight gradient: rows are output channels (few), columns Cin·taps (many). */
-function wgradTiling(rows: number, software: boolean): ConvTiling {
+function wgradTiling(rows: number, software: boolean, scale = 2): ConvTiling {
   if (tilingOverride) return tilingOverride;
-  if (software) return { direct: true, workgroup: 64, bm: 0, bn: 0, bk: 0, tm: rows <= 4 ? 2 : 8, tn: 8 };
+  if (software) return { direct: true, workgroup: 64, bm: 0, bn: 0, bk: 0, tm: rows <= 4 ? 2 : 4 * scale, tn: 8 };
   if (rows <= 16) return { bm: 16, bn: 64, bk: 16, tm: 2, tn: 8 };
   return { bm: 32, bn: 64, bk: 16, tm: 4, tn: 8 };
 }
@@ -251,7 +253,7 @@ function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Conv3dGeom
     outStride: [g.outSize[1] * g.outSize[2], g.outSize[2], 1],
     outStep: [1, 1, 1],
     outBase: [0, 0, 0],
-    tiling: defaultConvTiling(g.cout, isSoftware(x.backend as WebGPUBackend)),
+    tiling: defaultConvTiling(g.cout, isSoftware(x.backend as WebGPUBackend), blockScale(x.backend as WebGPUBackend)),
   });
   return out;
 }
@@ -318,7 +320,7 @@ function convBackwardDataRaw(gy: Tensor, w: Tensor, g: Conv3dGeometry): Tensor {
           outStride: [H * W, W, 1],
           outStep: [s0, s1, s2],
           outBase: [rz, ry, rx],
-          tiling: defaultConvTiling(g.cin, isSoftware(gy.backend as WebGPUBackend)),
+          tiling: defaultConvTiling(g.cin, isSoftware(gy.backend as WebGPUBackend), blockScale(gy.backend as WebGPUBackend)),
         });
       }
   return dx;
@@ -335,7 +337,7 @@ function convBackwardWeightRaw(x: Tensor, gy: Tensor, wShape: readonly number[],
   const rows = g.cout;
   const cols = g.cin * kv;
   const depth = g.batch * prod(g.outSize);
-  const tiling = wgradTiling(rows, isSoftware(backend));
+  const tiling = wgradTiling(rows, isSoftware(backend), blockScale(backend));
   const direct = tiling.direct === true;
   // Direct: a "tile" is one invocation's TM×TN block, and the depth is walked one position at a time.
   const tiles = direct ? Math.ceil(rows / tiling.tm) * Math.ceil(cols / tiling.tn) : Math.ceil(rows / tiling.bm) * Math.ceil(cols / tiling.bn);

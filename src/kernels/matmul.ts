@@ -15,7 +15,10 @@ import { contiguous, expand, reshape, squeeze, transpose, unsqueeze } from './vi
 /** Small tiles for CPU adapters (lavapipe: barriers are costly, caches small); big ones for discrete GPUs. */
 export function defaultTiling(backend: WebGPUBackend, m: number, n: number): MatmulTiling {
   // CPU adapters: 128 outputs per invocation measured fastest (12-15 GFLOP/s on 2 lavapipe cores vs 7 for 4×8).
-  if (backend.ctx.caps.software) return { direct: true, workgroup: 64, bm: 0, bn: 0, bk: 0, tm: m >= 64 ? 16 : 8, tn: m >= 64 ? 8 : 16 };
+  if (backend.ctx.caps.software) {
+    if (!backend.ctx.caps.largeRegisterBlocks) return { direct: true, workgroup: 64, bm: 0, bn: 0, bk: 0, tm: 4, tn: 8 };
+    return { direct: true, workgroup: 64, bm: 0, bn: 0, bk: 0, tm: m >= 64 ? 16 : 8, tn: m >= 64 ? 8 : 16 };
+  }
   if (m >= 1024 && n >= 1024) return { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 };
   if (m <= 16 || n <= 16) return { bm: 16, bn: 64, bk: 16, tm: 1, tn: 4 };
   return { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 };
