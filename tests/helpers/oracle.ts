@@ -58,20 +58,8 @@ function build(engine: Engine, specs: InputSpec[], seed: number, permuteBack: (t
     // Store in permuted order, then view back: same logical values, non-contiguous strides.
     const p = s.permuted;
     const pshape = p.map((i) => s.shape[i]);
-    const logical = Float64Array.from(values);
-    const stored = new Float64Array(n);
-    const lstr = s.shape.map((_, i) => s.shape.slice(i + 1).reduce((a, b) => a * b, 1));
-    const pstr = pshape.map((_, i) => pshape.slice(i + 1).reduce((a, b) => a * b, 1));
-    for (let j = 0; j < n; j++) {
-      let rest = j;
-      let li = 0;
-      for (let d = 0; d < pshape.length; d++) {
-        const c = Math.floor(rest / pstr[d]);
-        rest %= pstr[d];
-        li += c * lstr[p[d]];
-      }
-      stored[j] = logical[li];
-    }
+    const toLogical = storedToLogicalIndex(s.shape, p);
+    const stored = Float64Array.from(toLogical, (li) => values[li]);
     const base = engine.tensor(stored, pshape, s.dtype ?? 'f32');
     base.requiresGrad = s.requiresGrad ?? s.dtype !== 'i32';
     leaves.push(base);
@@ -186,27 +174,47 @@ export async function gradCheck(op: OpFn, specs: InputSpec[], options: { eps?: n
   }
 }
 
-/** Values of a spec after bumping stored element i (handles permuted layouts). */
-function bumpLogical(spec: InputSpec, stored: Float64Array, i: number, delta: number): Float64Array {
-  const bumped = Float64Array.from(stored);
-  bumped[i] += delta;
-  if (!spec.permuted) return bumped;
-  // Convert the stored layout back to logical order.
-  const p = spec.permuted;
-  const pshape = p.map((d) => spec.shape[d]);
-  const n = bumped.length;
-  const logical = new Float64Array(n);
-  const lstr = spec.shape.map((_, d) => spec.shape.slice(d + 1).reduce((a, b) => a * b, 1));
+/** For a tensor of logical `shape` stored with its dims in order `permuted`: stored index → logical index. */
+function storedToLogicalIndex(shape: readonly number[], permuted: readonly number[]): Int32Array {
+  const pshape = permuted.map((d) => shape[d]);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const lstr = shape.map((_, d) => shape.slice(d + 1).reduce((a, b) => a * b, 1));
   const pstr = pshape.map((_, d) => pshape.slice(d + 1).reduce((a, b) => a * b, 1));
+  const out = new Int32Array(n);
   for (let j = 0; j < n; j++) {
     let rest = j;
     let li = 0;
     for (let d = 0; d < pshape.length; d++) {
       const c = Math.floor(rest / pstr[d]);
       rest %= pstr[d];
-      li += c * lstr[p[d]];
+      li += c * lstr[permuted[d]];
     }
-    logical[li] = bumped[j];
+    out[j] = li;
   }
+  return out;
+}
+
+/** Values of a spec after bumping stored element i (handles permuted layouts). */
+function bumpLogical(spec: InputSpec, stored: Float64Array, i: number, delta: number): Float64Array {
+  const bumped = Float64Array.from(stored);
+  bumped[i] += delta;
+  if (!spec.permuted) return bumped;
+  // Convert the stored layout back to logical order.
+  const logical = new Float64Array(bumped.length);
+  storedToLogicalIndex(spec.shape, spec.permuted).forEach((li, j) => (logical[li] = bumped[j]));
   return logical;
+}
+
+/**
+ * Runs `step` twice on the GPU engine and checks the second run leaves live memory exactly where it
+ * found it (the first run may fill caches: pipelines, the pool).
+ */
+export async function expectNoLeak(step: () => void): Promise<void> {
+  const gpu = await gpuEngine();
+  step();
+  await gpu.sync();
+  const before = gpu.memory().liveBytes;
+  step();
+  await gpu.sync();
+  expect(gpu.memory().liveBytes).toBe(before);
 }

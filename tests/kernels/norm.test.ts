@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { fromArray } from '../../src/engine/create';
 import type { Tensor } from '../../src/engine/tensor';
 import { batchNorm, groupNorm, l2NormalizeChannels, layerNorm } from '../../src/kernels/norm';
-import { compareWithReference, cpu, expectClose, gpuEngine, gradCheck, randomValues, releaseGpu } from '../helpers/oracle';
+import { compareWithReference, cpu, expectClose, gpuEngine, gradCheck, randomValues, releaseGpu, expectNoLeak } from '../helpers/oracle';
 
 afterAll(releaseGpu);
 
@@ -150,11 +150,6 @@ describe('memory', () => {
       }
       for (const t of [x, w, b, rm, rv, lw]) t.dispose();
     };
-    run();
-    await gpu.sync();
-    const before = gpu.memory().liveBytes;
-    run();
-    await gpu.sync();
-    expect(gpu.memory().liveBytes).toBe(before);
+    await expectNoLeak(run);
   });
 });

@@ -3,7 +3,7 @@ import { backward } from '../../src/engine/autograd';
 import type { Tensor } from '../../src/engine/tensor';
 import { avgPool1d, avgPool2d, avgPool3d, maxPool1d, maxPool2d, maxPool3d, type PoolOptions } from '../../src/kernels/pool';
 import { sum } from '../../src/kernels/reduce';
-import { compareWithReference, cpu, expectClose, gpuEngine, gradCheck, releaseGpu } from '../helpers/oracle';
+import { compareWithReference, cpu, expectClose, gpuEngine, gradCheck, releaseGpu, expectNoLeak } from '../helpers/oracle';
 
 afterAll(releaseGpu);
 
@@ -67,10 +67,5 @@ it('forward + backward frees all temporaries (GPU)', async () => {
     }
     x.dispose();
   };
-  run();
-  await gpu.sync();
-  const before = gpu.memory().liveBytes;
-  run();
-  await gpu.sync();
-  expect(gpu.memory().liveBytes).toBe(before);
+  await expectNoLeak(run);
 });

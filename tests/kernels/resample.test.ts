@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Tensor } from '../../src/engine/tensor';
 import { interpolateLinear1d, resizeBilinear2d, upsampleNearest } from '../../src/kernels/resample';
-import { compareWithReference, cpu, expectClose, gpuEngine, gradCheck, releaseGpu } from '../helpers/oracle';
+import { compareWithReference, cpu, expectClose, gpuEngine, gradCheck, releaseGpu, expectNoLeak } from '../helpers/oracle';
 
 afterAll(releaseGpu);
 
@@ -96,10 +96,5 @@ it('forward + backward frees all temporaries (GPU)', async () => {
     x.dispose();
     x1.dispose();
   };
-  run();
-  await gpu.sync();
-  const before = gpu.memory().liveBytes;
-  run();
-  await gpu.sync();
-  expect(gpu.memory().liveBytes).toBe(before);
+  await expectNoLeak(run);
 });
