@@ -68,6 +68,21 @@ fn ${fnName}(base: u32, row: u32, d4: u32) -> vec4<f32> {
 }`;
 }
 
+/** Workgroup memory for one staged tile of K and V rows (vec4 chunks of the head dim). */
+const keyValueTiles = (o: AttentionShaderOptions) => `var<workgroup> kTile: array<vec4<f32>, ${o.tileRows * Math.ceil(o.headDim / 4)}>;
+var<workgroup> vTile: array<vec4<f32>, ${o.tileRows * Math.ceil(o.headDim / 4)}>;`;
+
+/** Stages keys/values k0 .. k0+TILE of this (b, h) into kTile/vTile (zeros past Nk), then syncs. */
+const STAGE_KEY_VALUE_TILE = `for (var t = lid; t < TILE * D4; t += ROWS) {
+      let j = k0 + t / D4;
+      var kv = vec4<f32>(0.0);
+      var vv = vec4<f32>(0.0);
+      if (j < u.nk) { kv = loadK(kBase, j, t % D4); vv = loadV(vBase, j, t % D4); }
+      kTile[t] = kv;
+      vTile[t] = vv;
+    }
+    workgroupBarrier();`;
+
 const hsum = (v: string) => `dot(${v}, vec4<f32>(1.0))`;
 
 /** Element offset of the [b, h] slice of an operand with strides `s` and base offset `off`. */
@@ -94,8 +109,7 @@ ${rowLoader('loadQ', 'q', 'qStrides', o.io)}
 ${rowLoader('loadK', 'k', 'kStrides', o.io)}
 ${rowLoader('loadV', 'v', 'vStrides', o.io)}
 
-var<workgroup> kTile: array<vec4<f32>, ${o.tileRows * Math.ceil(o.headDim / 4)}>;
-var<workgroup> vTile: array<vec4<f32>, ${o.tileRows * Math.ceil(o.headDim / 4)}>;
+${keyValueTiles(o)}
 
 @compute @workgroup_size(${o.rowsPerGroup})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -116,15 +130,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var l = 0.0;
   var s: array<f32, TILE>;
   for (var k0 = 0u; k0 < u.nk; k0 += TILE) {
-    for (var t = lid; t < TILE * D4; t += ROWS) {
-      let j = k0 + t / D4;
-      var kv = vec4<f32>(0.0);
-      var vv = vec4<f32>(0.0);
-      if (j < u.nk) { kv = loadK(kBase, j, t % D4); vv = loadV(vBase, j, t % D4); }
-      kTile[t] = kv;
-      vTile[t] = vv;
-    }
-    workgroupBarrier();
+    ${STAGE_KEY_VALUE_TILE}
     let count = min(TILE, u.nk - k0);
     var tileMax = m;
     // Runtime trip counts (count, not TILE): LLVM would otherwise unroll TILE × D4 and compile for minutes.
@@ -204,8 +210,7 @@ ${rowLoader('loadK', 'k', 'kStrides', o.io)}
 ${rowLoader('loadV', 'v', 'vStrides', o.io)}
 ${rowLoader('loadG', 'g', 'gStrides', o.grad)}
 
-var<workgroup> kTile: array<vec4<f32>, ${o.tileRows * Math.ceil(o.headDim / 4)}>;
-var<workgroup> vTile: array<vec4<f32>, ${o.tileRows * Math.ceil(o.headDim / 4)}>;
+${keyValueTiles(o)}
 
 @compute @workgroup_size(${o.rowsPerGroup})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -232,15 +237,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     deltaRow = delta[bh * u.nq + row];
   }
   for (var k0 = 0u; k0 < u.nk; k0 += TILE) {
-    for (var t = lid; t < TILE * D4; t += ROWS) {
-      let j = k0 + t / D4;
-      var kv = vec4<f32>(0.0);
-      var vv = vec4<f32>(0.0);
-      if (j < u.nk) { kv = loadK(kBase, j, t % D4); vv = loadV(vBase, j, t % D4); }
-      kTile[t] = kv;
-      vTile[t] = vv;
-    }
-    workgroupBarrier();
+    ${STAGE_KEY_VALUE_TILE}
     let count = min(TILE, u.nk - k0);
     for (var j = 0u; j < count; j++) {
       var sv = vec4<f32>(0.0);
