@@ -2,20 +2,24 @@
  * Runs every benchmark suite (bench/<name>.bench.ts), prints a table and writes JSON to bench/results/.
  * Usage: npm run bench -- [--quick] [--suite core,conv,...] [--out FILE]
  */
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Engine } from '../src/engine/engine';
 import type { BenchRow } from './harness';
+import * as core from './core.bench';
+import * as conv from './conv.bench';
+import * as attention from './attention.bench';
+import * as norm from './norm.bench';
+import * as optimizer from './optimizer.bench';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const suiteArg = args.indexOf('--suite');
 const only = suiteArg >= 0 ? args[suiteArg + 1].split(',') : null;
 const outArg = args.indexOf('--out');
 
-const SUITES = ['core', 'conv', 'attention', 'norm', 'optimizer'];
+// Static imports (not a directory scan) so `npm run build` bundles every suite into dist/bench.js.
+const SUITES: Record<string, { run: (e: Engine, o: { quick: boolean }) => Promise<BenchRow[]> }> = { core, conv, attention, norm, optimizer };
 
 function fmt(v: number | undefined, digits = 2): string {
   return v === undefined ? '' : v >= 100 ? v.toFixed(0) : v.toFixed(digits);
@@ -26,10 +30,8 @@ async function main(): Promise<void> {
   const caps = engine.caps!;
   const machine = `${caps.adapter.description || caps.adapter.device || caps.adapter.vendor} (${caps.adapter.architecture})`;
   console.log(`# benchmarks on ${machine}, ${new Date().toISOString()}${quick ? ' (quick)' : ''}`);
-  const available = new Set(readdirSync(here).filter((f) => f.endsWith('.bench.ts')).map((f) => f.replace('.bench.ts', '')));
   const rows: BenchRow[] = [];
-  for (const suite of SUITES.filter((s) => available.has(s) && (!only || only.includes(s)))) {
-    const mod = (await import(`./${suite}.bench.ts`)) as { run: (e: Engine, o: { quick: boolean }) => Promise<BenchRow[]> };
+  for (const [suite, mod] of Object.entries(SUITES).filter(([name]) => !only || only.includes(name))) {
     try {
       const got = await mod.run(engine, { quick });
       for (const r of got) {
@@ -40,7 +42,7 @@ async function main(): Promise<void> {
       console.error(`suite ${suite} failed: ${(e as Error).stack}`);
     }
   }
-  const out = outArg >= 0 ? args[outArg + 1] : join(here, 'results', `${caps.adapter.architecture || 'gpu'}-${new Date().toISOString().slice(0, 10)}.json`);
+  const out = outArg >= 0 ? args[outArg + 1] : join(process.cwd(), 'bench', 'results', `${caps.adapter.architecture || 'gpu'}-${new Date().toISOString().slice(0, 10)}.json`);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify({ machine, date: new Date().toISOString(), quick, adapter: caps.adapter, rows }, null, 2));
   console.log(`wrote ${out}`);

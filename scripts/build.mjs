@@ -5,7 +5,7 @@ const common = { bundle: true, format: 'esm', sourcemap: true, target: 'es2022',
 await build({ ...common, entryPoints: ['src/index.ts'], outfile: 'dist/index.js', platform: 'neutral', external: ['webgpu'] });
 await build({
   ...common,
-  entryPoints: { bench: 'bench/run.ts', start: 'src/cli/start.ts' },
+  entryPoints: { bench: 'bench/run.ts' },
   outdir: 'dist',
   platform: 'node',
   external: ['webgpu', '@tensorflow/*'],
