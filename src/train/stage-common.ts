@@ -55,6 +55,18 @@ export function epochSchedule(o: RunOverrides, epochs: number, stepsPerEpoch: nu
 }
 
 /**
+ * Batch size, seed and the epoch schedule of a stage whose presets count training subjects (ecg, vae).
+ * With --data the split sizes decide the epoch length instead; adoptDatasetEpoch applies that once opened.
+ */
+export function subjectEpochs(o: RunOverrides, preset: { batchSize: number; trainSubjects: number; epochs: number }) {
+  const batchSize = o.batch ?? preset.batchSize;
+  const trainSubjects = preset.trainSubjects;
+  const stepsPerEpoch = Math.floor(trainSubjects / batchSize);
+  const epochs = o.epochs ?? preset.epochs;
+  return { batchSize, seed: o.seed ?? 42, trainSubjects, stepsPerEpoch, epochs, schedule: epochSchedule(o, epochs, stepsPerEpoch) };
+}
+
+/**
  * With --data the dataset decides the epoch length: when its training batches per epoch differ from the
  * configured ones, the configured epochs are kept and the derived step counts recomputed.
  */

@@ -21,7 +21,7 @@ import { EcgBatches, NpyEcgSubjects, PhantomEcgSubjects, type EcgBatch, type Ecg
 import type { Preset, RunOptions } from './options';
 import type { BaseStageConfig, Json, Stage, StageContext, StageFactory, StageMetadata, ValidationResult } from './stage';
 import {
-  adoptDatasetEpoch, epochSchedule, hostTensors, loadOptimizer, optimizerMeta, optimizerTensors, PHANTOM_CACHE_BYTES, scheduleLr, subjectSplits, validationMeans,
+  adoptDatasetEpoch, hostTensors, loadOptimizer, optimizerMeta, optimizerTensors, PHANTOM_CACHE_BYTES, scheduleLr, subjectEpochs, subjectSplits, validationMeans,
   type AdamWStageConfig, type EpochStageConfig, type OptimizerMeta,
 } from './stage-common';
 
@@ -162,13 +162,7 @@ export const ecgStage: StageFactory<EcgStageConfig> = {
   resolveConfig(options: RunOptions): EcgStageConfig {
     const preset = ECG_PRESETS[options.preset];
     const o = options.overrides;
-    const batchSize = o.batch ?? preset.batchSize;
-    const seed = o.seed ?? 42;
-    // With --data the split sizes decide the epoch length; the factory checks it again once opened.
-    const trainSubjects = preset.trainSubjects;
-    const stepsPerEpoch = Math.floor(trainSubjects / batchSize);
-    const epochs = o.epochs ?? preset.epochs;
-    const schedule = epochSchedule(o, epochs, stepsPerEpoch);
+    const { batchSize, seed, trainSubjects, stepsPerEpoch, epochs, schedule } = subjectEpochs(o, preset);
     return {
       stage: 'ecg', preset: options.preset, seed, batchSize, ...schedule.steps,
       data: options.data ?? null,

@@ -28,7 +28,7 @@ import type { TrainFileSystem } from './files';
 import type { Preset, RunOptions } from './options';
 import type { BaseStageConfig, Json, Stage, StageContext, StageFactory, StageMetadata, StepOutput, ValidationResult } from './stage';
 import {
-  adoptDatasetEpoch, epochSchedule, hostTensors, loadOptimizer, optimizerMeta, optimizerTensors, PHANTOM_CACHE_BYTES, scheduleLr, subjectSplits, validationMeans,
+  adoptDatasetEpoch, hostTensors, loadOptimizer, optimizerMeta, optimizerTensors, PHANTOM_CACHE_BYTES, scheduleLr, subjectEpochs, subjectSplits, validationMeans,
   type AdamWStageConfig, type EpochStageConfig, type OptimizerMeta,
 } from './stage-common';
 import { discriminatorLoss, generatorLoss, REFERENCE_LOSS_WEIGHTS, type VaeLossWeights } from './stage-vae-loss';
@@ -286,12 +286,7 @@ export const vaeStage: StageFactory<VaeStageConfig> & { afterTraining: typeof wr
   resolveConfig(options: RunOptions): VaeStageConfig {
     const preset = VAE_PRESETS[options.preset];
     const o = options.overrides;
-    const batchSize = o.batch ?? preset.batchSize;
-    const seed = o.seed ?? 42;
-    const trainSubjects = preset.trainSubjects;
-    const stepsPerEpoch = Math.floor(trainSubjects / batchSize);
-    const epochs = o.epochs ?? preset.epochs;
-    const schedule = epochSchedule(o, epochs, stepsPerEpoch);
+    const { batchSize, seed, trainSubjects, stepsPerEpoch, epochs, schedule } = subjectEpochs(o, preset);
     return {
       stage: 'vae', preset: options.preset, seed, batchSize, ...schedule.steps,
       data: options.data ?? null,
