@@ -56,3 +56,18 @@ fn pow_(x: f32, y: f32) -> f32 {
   return m;
 }
 `;
+
+/**
+ * Tiling of a GEMM-shaped kernel (matmul, convolution). Shared-memory variant: BM×BN outputs per workgroup,
+ * BK depth per staged step, TM×TN outputs per invocation. `direct`: no workgroup memory (CPU adapters);
+ * bm/bn/bk are then unused and `workgroup` sets the invocations per workgroup.
+ */
+export interface GemmTiling {
+  direct?: boolean;
+  workgroup?: number;
+  bm: number;
+  bn: number;
+  bk: number;
+  tm: number;
+  tn: number;
+}

@@ -1,15 +1,7 @@
-export interface ConvTiling {
-  /** Barrier-free variant for CPU adapters (gemm mode only): bm/bn/bk unused, `workgroup` invocations. */
-  direct?: boolean;
-  workgroup?: number;
-  /** Output tile per workgroup (rows × cols) and depth of one shared-memory step. */
-  bm: number;
-  bn: number;
-  bk: number;
-  /** Outputs per invocation (rows × cols): the register tile. */
-  tm: number;
-  tn: number;
-}
+import type { GemmTiling } from './common.wgsl';
+
+/** Conv kernels tile like a GEMM; the direct variant exists for gemm mode and the weight gradient. */
+export type ConvTiling = GemmTiling;
 
 /**
  * 'gemm': the forward convolution, and the backward-data convolution of one stride-residue class, as an

@@ -1,19 +1,8 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import type { DType } from '../src/engine/dtype';
-import { enableF16 } from './common.wgsl';
+import { enableF16, type GemmTiling } from './common.wgsl';
 
-export interface MatmulTiling {
-  /** 'direct': no workgroup memory (CPU adapters); bm/bn/bk are then unused and `workgroup` sets the size. */
-  direct?: boolean;
-  workgroup?: number;
-  /** Output tile per workgroup (rows × cols) and depth of one shared-memory step. */
-  bm: number;
-  bn: number;
-  bk: number;
-  /** Outputs per invocation (rows × cols): the register tile. */
-  tm: number;
-  tn: number;
-}
+export type MatmulTiling = GemmTiling;
 
 type Operands = { a: DType; b: DType; out: DType; bias: boolean };
 
