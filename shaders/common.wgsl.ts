@@ -5,6 +5,11 @@ export function enableF16(types: readonly DType[]): string {
   return types.includes('f16') ? 'enable f16;\n' : '';
 }
 
+/** A load expression of a binding stored as `dtype`, as f32 (f16 values are widened exactly; f32 unchanged). */
+export function loadF32(dtype: DType, expr: string): string {
+  return dtype === 'f32' ? expr : `f32(${expr})`;
+}
+
 /**
  * WGSL statements that turn a linear index over `shape` (uniform `u.shape`, rank `u.rank`) into element
  * offsets for several strided views: `offVar[k] = base[k] + Σ coord_d · strides_k[d]`.

@@ -1,4 +1,5 @@
-import type { GemmTiling } from './common.wgsl';
+import type { DType } from '../src/engine/dtype';
+import { enableF16, loadF32, type GemmTiling } from './common.wgsl';
 
 /** Conv kernels tile like a GEMM; the direct variant exists for gemm mode and the weight gradient. */
 export type ConvTiling = GemmTiling;
@@ -10,6 +11,17 @@ export type ConvTiling = GemmTiling;
  * (batch, output position), split over workgroup z into partial sums.
  */
 export type ConvMode = 'gemm' | 'wgrad';
+
+/**
+ * Storage dtypes of the two operand bindings (f16 needs shader-f16): srcA is x (forward, weight gradient) or
+ * gy (backward data), srcB the weight (forward, backward data) or gy (weight gradient). Loads are widened to
+ * f32 and all arithmetic and the output stay f32. With both f32 the WGSL is exactly the f32-only kernel's.
+ */
+export interface ConvOperandTypes {
+  a: DType;
+  b: DType;
+}
+const F32_OPERANDS: ConvOperandTypes = { a: 'f32', b: 'f32' };
 
 /** Vec4 entries of the kernel-tap table: 64, or a larger power of two (one bucket for all common kernels, fewer pipelines to compile). */
 export function tapTableSize(taps: number): number {
@@ -62,8 +74,8 @@ fn inside(z: i32, y: i32, x: i32) -> bool {
 /** `count` copies of a statement template, `#` replaced by the copy index (unrolled in the WGSL text). */
 export const unroll = (count: number, stmt: (i: number) => string, sep = '\n    ') => Array.from({ length: count }, (_, i) => stmt(i)).join(sep);
 
-const bindings = (bias: boolean) => `@group(0) @binding(1) var<storage, read> srcA: array<f32>;
-@group(0) @binding(2) var<storage, read> srcB: array<f32>;
+const bindings = (bias: boolean, types: ConvOperandTypes) => `@group(0) @binding(1) var<storage, read> srcA: array<${types.a}>;
+@group(0) @binding(2) var<storage, read> srcB: array<${types.b}>;
 ${bias ? '@group(0) @binding(3) var<storage, read> bias: array<f32>;\n@group(0) @binding(4) var<storage, read_write> dst: array<f32>;' : '@group(0) @binding(3) var<storage, read_write> dst: array<f32>;'}`;
 
 /** GEMM rows (batch, position on the row grid) → base position rowZ/Y/X and element offset rowOff in A. */
@@ -116,8 +128,9 @@ function computeStep(t: ConvTiling, tx: number, ty: number): string {
     }`;
 }
 
-export function convShader(o: { mode: ConvMode; bias: boolean; tiling: ConvTiling; maxTaps: number }): string {
+export function convShader(o: { mode: ConvMode; bias: boolean; tiling: ConvTiling; maxTaps: number; types?: ConvOperandTypes }): string {
   const t = o.tiling;
+  const types = o.types ?? F32_OPERANDS;
   const tx = t.bn / t.tn;
   const ty = t.bm / t.tm;
   const threads = tx * ty;
@@ -128,8 +141,8 @@ export function convShader(o: { mode: ConvMode; bias: boolean; tiling: ConvTilin
   const aLoads = t.bm / lanes;
   const bLoads = t.bn / lanes;
   if (threads % t.bk !== 0 || t.bm % lanes !== 0 || t.bn % lanes !== 0) throw new Error(`conv tiling ${JSON.stringify(t)} does not divide evenly`);
-  const head = `${paramsStruct(o.maxTaps)}
-${bindings(o.bias)}
+  const head = `${enableF16([types.a, types.b])}${paramsStruct(o.maxTaps)}
+${bindings(o.bias, types)}
 ${HELPERS}
 var<workgroup> tileA: array<f32, ${t.bk * t.bm}>;
 var<workgroup> tileB: array<f32, ${t.bk * t.bn}>;
@@ -146,7 +159,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let lane = tid / ${t.bk}u;
   ${accumulators(t)}
 `;
-  return o.mode === 'gemm' ? head + gemmBody(o.bias, t, tx, ty, lanes, aLoads, bLoads) : head + wgradBody(t, tx, ty, lanes, aLoads, bLoads);
+  return o.mode === 'gemm' ? head + gemmBody(o.bias, t, tx, ty, lanes, aLoads, bLoads, types) : head + wgradBody(t, tx, ty, lanes, aLoads, bLoads, types);
 }
 
 const accumulators = (t: ConvTiling) => unroll(t.tm * t.tn, (n) => `var acc${Math.floor(n / t.tn)}_${n % t.tn} = 0.0;`, '\n  ');
@@ -160,7 +173,7 @@ const decodeGrid = (v: string, n: string) => `
       let qy${v} = divFast(rem${v}, u.qw, u.invQW);
       let qx${v} = rem${v} - qy${v} * u.qw;`;
 
-function gemmBody(hasBias: boolean, t: ConvTiling, tx: number, ty: number, lanes: number, aLoads: number, bLoads: number): string {
+function gemmBody(hasBias: boolean, t: ConvTiling, tx: number, ty: number, lanes: number, aLoads: number, bLoads: number, types: ConvOperandTypes): string {
   // Rows: (batch, qz, qy, qx) on the row grid → A base position and element offset, decoded once.
   const rowState = rowPositions(aLoads, (j) => `row0 + lane + ${j * lanes}u`);
   const colState = unroll(bLoads, (j) => `
@@ -169,13 +182,13 @@ function gemmBody(hasBias: boolean, t: ConvTiling, tx: number, ty: number, lanes
   const loadA = unroll(aLoads, (j) => `
     {
       var v = 0.0;
-      if (inside(rowZ${j} + dz, rowY${j} + dy, rowX${j} + dx)) { v = srcA[u32(rowOff${j} + aK)]; }
+      if (inside(rowZ${j} + dz, rowY${j} + dy, rowX${j} + dx)) { v = ${loadF32(types.a, `srcA[u32(rowOff${j} + aK)]`)}; }
       tileA[kk * ${t.bm}u + lane + ${j * lanes}u] = v;
     }`, '');
   const loadB = unroll(bLoads, (j) => `
     {
       var v = 0.0;
-      if (kOk && colOk${j}) { v = srcB[u32(colOff${j} + bK)]; }
+      if (kOk && colOk${j}) { v = ${loadF32(types.b, `srcB[u32(colOff${j} + bK)]`)}; }
       tileB[kk * ${t.bn}u + lane + ${j * lanes}u] = v;
     }`, '');
   const store = unroll(t.tm, (i) => `
@@ -226,7 +239,7 @@ ${colState}
  * Weight gradient: dW[co, (ci, tap)] = Σ_m gy[m, co] · im2col(x)[m, (ci, tap)], m = (batch, output
  * position) in this split's chunk. A tile: gy (rows co), B tile: x (cols (ci, tap)); both keyed by m.
  */
-function wgradBody(t: ConvTiling, tx: number, ty: number, lanes: number, aLoads: number, bLoads: number): string {
+function wgradBody(t: ConvTiling, tx: number, ty: number, lanes: number, aLoads: number, bLoads: number, types: ConvOperandTypes): string {
   const rowState = unroll(aLoads, (j) => `
   let coOk${j} = row0 + lane + ${j * lanes}u < u.rows;
   let coOff${j} = i32(row0 + lane + ${j * lanes}u) * u.bNStride;`, '');
@@ -234,13 +247,13 @@ function wgradBody(t: ConvTiling, tx: number, ty: number, lanes: number, aLoads:
   const loadA = unroll(aLoads, (j) => `
     {
       var v = 0.0;
-      if (mOk && coOk${j}) { v = srcB[u32(gBase + coOff${j})]; }
+      if (mOk && coOk${j}) { v = ${loadF32(types.b, `srcB[u32(gBase + coOff${j})]`)}; }
       tileA[kk * ${t.bm}u + lane + ${j * lanes}u] = v;
     }`, '');
   const loadB = unroll(bLoads, (j) => `
     {
       var v = 0.0;
-      if (inside(pz + colZ${j}, py + colY${j}, px + colX${j})) { v = srcA[u32(xBase + colOff${j})]; }
+      if (inside(pz + colZ${j}, py + colY${j}, px + colX${j})) { v = ${loadF32(types.a, `srcA[u32(xBase + colOff${j})]`)}; }
       tileB[kk * ${t.bn}u + lane + ${j * lanes}u] = v;
     }`, '');
   const store = unroll(t.tm, (i) => `
@@ -290,15 +303,16 @@ ${colState}
  * invocation owns TM consecutive rows × TN consecutive columns and walks the depth as
  * (channel, tap) directly, so there are no barriers and no index division inside the loop.
  */
-export function convDirectShader(o: { bias: boolean; tm: number; tn: number; workgroup: number; maxTaps: number }): string {
+export function convDirectShader(o: { bias: boolean; tm: number; tn: number; workgroup: number; maxTaps: number; types?: ConvOperandTypes }): string {
   const { tm, tn } = o;
+  const types = o.types ?? F32_OPERANDS;
   const rowState = rowPositions(tm, (i) => `row0 + ${i}u`);
   // Columns past the end read the last valid column (a valid address); their sums are never stored.
   const colState = unroll(tn, (j) => `
   let colOff${j} = u.bOffset + i32(min(col0 + ${j}u, u.cols - 1u)) * u.bNStride;`, '');
   const loads = `${unroll(tm, (i) => `var a${i} = 0.0;
-        if (inside(rowZ${i} + e.x, rowY${i} + e.y, rowX${i} + e.z)) { a${i} = srcA[u32(rowOff${i} + aK)]; }`, '\n        ')}
-        ${unroll(tn, (j) => `let b${j} = srcB[u32(colOff${j} + bK)];`, '\n        ')}
+        if (inside(rowZ${i} + e.x, rowY${i} + e.y, rowX${i} + e.z)) { a${i} = ${loadF32(types.a, `srcA[u32(rowOff${i} + aK)]`)}; }`, '\n        ')}
+        ${unroll(tn, (j) => `let b${j} = ${loadF32(types.b, `srcB[u32(colOff${j} + bK)]`)};`, '\n        ')}
         ${unroll(tm * tn, (n) => `acc${Math.floor(n / tn)}_${n % tn} = fma(a${Math.floor(n / tn)}, b${n % tn}, acc${Math.floor(n / tn)}_${n % tn});`, '\n        ')}`;
   const store = unroll(tm, (i) => `
   {
@@ -313,8 +327,8 @@ export function convDirectShader(o: { bias: boolean; tm: number; tn: number; wor
       }`, '')}
     }
   }`, '');
-  return `${paramsStruct(o.maxTaps)}
-${bindings(o.bias)}
+  return `${enableF16([types.a, types.b])}${paramsStruct(o.maxTaps)}
+${bindings(o.bias, types)}
 ${HELPERS}
 @compute @workgroup_size(${o.workgroup})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -347,8 +361,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
  * TN (channel, tap) columns and walks its split's chunk of (batch, output position) in order, stepping
  * the position counters instead of dividing.
  */
-export function convWgradDirectShader(o: { tm: number; tn: number; workgroup: number; maxTaps: number }): string {
+export function convWgradDirectShader(o: { tm: number; tn: number; workgroup: number; maxTaps: number; types?: ConvOperandTypes }): string {
   const { tm, tn } = o;
+  const types = o.types ?? F32_OPERANDS;
   // Rows past the end read the last valid row (a valid address); their sums are never stored.
   const rowState = unroll(tm, (i) => `
   let coOff${i} = i32(min(row0 + ${i}u, u.rows - 1u)) * u.bNStride;`, '');
@@ -357,8 +372,8 @@ export function convWgradDirectShader(o: { tm: number; tn: number; workgroup: nu
   if (row0 + ${i}u < u.rows) {
     ${unroll(tn, (j) => `if (col0 + ${j}u < u.cols) { dst[outBase + (row0 + ${i}u) * u.cols + col0 + ${j}u] = acc${i}_${j}; }`, '\n    ')}
   }`, '');
-  return `${paramsStruct(o.maxTaps)}
-${bindings(false)}
+  return `${enableF16([types.a, types.b])}${paramsStruct(o.maxTaps)}
+${bindings(false, types)}
 ${HELPERS}
 @compute @workgroup_size(${o.workgroup})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -381,9 +396,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let px = i32(qx) * u.rowStep.z + u.rowBase.z;
     let xBase = u.aOffset + i32(b) * u.aBatch + pz * u.aStride.x + py * u.aStride.y + px * u.aStride.z;
     let gBase = u.bOffset + i32(b) * u.bKStride + i32(qz) * u.gStride.x + i32(qy) * u.gStride.y + i32(qx) * u.gStride.z;
-    ${unroll(tm, (i) => `let a${i} = srcB[u32(gBase + coOff${i})];`, '\n    ')}
+    ${unroll(tm, (i) => `let a${i} = ${loadF32(types.b, `srcB[u32(gBase + coOff${i})]`)};`, '\n    ')}
     ${unroll(tn, (j) => `var b${j} = 0.0;
-    if (inside(pz + colZ${j}, py + colY${j}, px + colX${j})) { b${j} = srcA[u32(xBase + colOff${j})]; }`, '\n    ')}
+    if (inside(pz + colZ${j}, py + colY${j}, px + colX${j})) { b${j} = ${loadF32(types.a, `srcA[u32(xBase + colOff${j})]`)}; }`, '\n    ')}
     ${unroll(tm * tn, (n) => `acc${Math.floor(n / tn)}_${n % tn} = fma(a${Math.floor(n / tn)}, b${n % tn}, acc${Math.floor(n / tn)}_${n % tn});`, '\n    ')}
     // Next output position: step x, carry into y, z and the batch.
     qx++;

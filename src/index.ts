@@ -9,6 +9,7 @@ export { Tensor } from './engine/tensor';
 export type { DType } from './engine/dtype';
 export { tidy, keep } from './engine/scope';
 export { backward, grad, noGrad, isGradEnabled } from './engine/autograd';
+export { autocast, autocastDtype, isAutocastEnabled, supportsF16 } from './engine/autocast';
 export * from './engine/errors';
 export { empty, fromArray } from './engine/create';
 export * from './kernels/elementwise';

@@ -1,4 +1,5 @@
 import { noGrad, record } from '../engine/autograd';
+import { autocastDtype } from '../engine/autocast';
 import type { CpuStorage, GpuStorage, WebGPUBackend } from '../engine/backend';
 import { empty } from '../engine/create';
 import type { DType } from '../engine/dtype';
@@ -205,14 +206,21 @@ function ioDtype(q: Tensor, k: Tensor, v: Tensor): DType {
  * contiguous [B, H, Nq, D] in q's dtype (f16 storage with f32 arithmetic when all inputs are f16).
  * Differentiable with respect to q, k and v; the backward recomputes probabilities from the saved
  * per-row log-sum-exp.
+ *
+ * Inside `autocast()` (a device with shader-f16) q, k and v are converted to f16 (the node saves those
+ * copies and the f16 output) and the result is returned as f32; the upstream gradient is read as f32 and
+ * dQ/dK/dV are stored in f16, then returned in each input's dtype.
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
   const geometry = geometryOf(q, k, v);
   const scale = options.scale ?? 1 / Math.sqrt(geometry.headDim);
-  const io = ioDtype(q, k, v);
+  const half = autocastDtype(q.backend);
+  const io = half ?? ioDtype(q, k, v);
   const [qi, ki, vi] = noGrad(() => [q, k, v].map((t) => (t.dtype === io ? t.share() : cast(t, io))));
   const { out, lse } = forwardRaw(qi, ki, vi, geometry, scale);
-  const y = record('attention', [q, k, v], out, [qi, ki, vi, out, lse], (dOut, [sq, sk, sv, so, sl]) => {
+  // Autocast returns f32 (exact widening of the f16 result); the node keeps the f16 output it needs.
+  const result = half ? noGrad(() => cast(out, 'f32')) : out;
+  const y = record('attention', [q, k, v], result, [qi, ki, vi, out, lse], (dOut, [sq, sk, sv, so, sl]) => {
     const gradIn = dOut.dtype === 'f32' || dOut.dtype === 'f16' ? dOut.share() : cast(dOut, 'f32');
     const grads = backwardRaw(sq, sk, sv, so, sl, gradIn, geometry, scale);
     // Inputs converted to the common dtype get their gradient back in their own dtype.
@@ -223,6 +231,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   ki.dispose();
   vi.dispose();
   lse.dispose();
+  if (result !== out) out.dispose();
   return y;
 }
 

@@ -1,12 +1,15 @@
-import { record } from '../engine/autograd';
+import { noGrad, record } from '../engine/autograd';
+import { autocastDtype } from '../engine/autocast';
 import type { CpuStorage, GpuStorage, WebGPUBackend } from '../engine/backend';
 import { empty } from '../engine/create';
+import type { DType } from '../engine/dtype';
 import { ShapeError } from '../engine/errors';
 import { formatShape } from '../engine/shape';
 import type { Tensor } from '../engine/tensor';
 import { UniformWriter } from '../engine/uniforms';
 import { convDirectShader, convShader, convWgradDirectShader, tapTableSize, type ConvMode, type ConvTiling } from '../../shaders/conv.wgsl';
 import { convBackwardDataRef, convBackwardWeightRef, convForwardRef, type ConvGeometry } from './reference/conv';
+import { cast } from './elementwise';
 import { reduceRaw } from './reduce';
 import { reshape } from './views';
 
@@ -74,8 +77,8 @@ const prod = (v: readonly number[]) => v.reduce((a, b) => a * b, 1);
 const spatialStrides = (t: Tensor) => to3(t.strides.slice(2), 0);
 const gpuBuffer = (t: Tensor) => (t.storage as GpuStorage).buffer;
 
-function requireF32(...ts: Tensor[]): void {
-  for (const t of ts) if (t.dtype !== 'f32') throw new ShapeError(`conv supports f32 tensors, got ${t.dtype} ${formatShape(t.shape)}`);
+function requireFloat(...ts: Tensor[]): void {
+  for (const t of ts) if (t.dtype !== 'f32' && t.dtype !== 'f16') throw new ShapeError(`conv supports f32 and f16 tensors, got ${t.dtype} ${formatShape(t.shape)}`);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -184,13 +187,16 @@ function launchConv(backend: WebGPUBackend, l: GemmLaunch): void {
   }
   for (let i = 0; i < maxTaps; i++) w.i32(l.taps[i]?.offA ?? 0);
   const hasBias = !!l.bias;
+  // Operand storage dtypes (f16 loads are widened to f32); the f32/f32 keys are those of the f32-only kernels.
+  const types = { a: l.a.t.dtype, b: l.b.t.dtype };
+  const typeKey = types.a === 'f32' && types.b === 'f32' ? '' : `:${types.a},${types.b}`;
   const program = {
     key: direct
-      ? `conv-direct:${l.mode}:${hasBias ? 'bias' : ''}:${t.tm}x${t.tn}/${workgroup}:taps${maxTaps}`
-      : `conv:${l.mode}:${hasBias ? 'bias' : ''}:${t.bm}x${t.bn}x${t.bk}/${t.tm}x${t.tn}:taps${maxTaps}`,
+      ? `conv-direct:${l.mode}:${hasBias ? 'bias' : ''}:${t.tm}x${t.tn}/${workgroup}:taps${maxTaps}${typeKey}`
+      : `conv:${l.mode}:${hasBias ? 'bias' : ''}:${t.bm}x${t.bn}x${t.bk}/${t.tm}x${t.tn}:taps${maxTaps}${typeKey}`,
     source: () => {
-      if (!direct) return convShader({ mode: l.mode, bias: hasBias, tiling: t, maxTaps });
-      return l.mode === 'wgrad' ? convWgradDirectShader({ tm: t.tm, tn: t.tn, workgroup, maxTaps }) : convDirectShader({ bias: hasBias, tm: t.tm, tn: t.tn, workgroup, maxTaps });
+      if (!direct) return convShader({ mode: l.mode, bias: hasBias, tiling: t, maxTaps, types });
+      return l.mode === 'wgrad' ? convWgradDirectShader({ tm: t.tm, tn: t.tn, workgroup, maxTaps, types }) : convDirectShader({ bias: hasBias, tm: t.tm, tn: t.tn, workgroup, maxTaps, types });
     },
     inputs: hasBias ? 3 : 2,
     outputs: 1,
@@ -377,25 +383,44 @@ function convBackwardWeightRaw(x: Tensor, gy: Tensor, wShape: readonly number[],
 // ---------------------------------------------------------------------------------------------------
 // Public, differentiable ops.
 
+/** `t` in `dtype`: a new handle, converted when the dtype differs (no autograd). */
+const asDtype = (t: Tensor, dtype: DType) => (t.dtype === dtype ? t.share() : noGrad(() => cast(t, dtype)));
+/** A gradient computed in f32, returned in the dtype of the input it belongs to. */
+const gradIn = (g: Tensor | null, dtype: DType) => (g && g.dtype !== dtype ? cast(g, dtype) : g);
+
 /**
  * N-d convolution (1, 2 or 3 spatial dims) with PyTorch layouts: x [N, Cin, *spatial],
  * w [Cout, Cin, *kernel], bias [Cout]. Differentiable in x, w and bias.
+ *
+ * x and w may be f32 or f16 (f16 loads are widened; accumulation is f32); the output is always f32, and
+ * each gradient comes back in its input's dtype. Inside `autocast()` (a device with shader-f16) f32 x and
+ * w are converted to f16 copies, which are what the backward pass keeps.
  */
 export function convNd(x: Tensor, w: Tensor, bias: Tensor | null | undefined, opts: ConvOptions = {}): Tensor {
   const g = geometryOf(x.shape, w.shape, opts);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== g.cout)) throw new ShapeError(`conv bias must have shape [${g.cout}], got ${formatShape(bias.shape)}`);
-  requireF32(x, w, ...(bias ? [bias] : []));
-  const y = convForwardRaw(x, w, bias ?? null, g);
+  requireFloat(x, w, ...(bias ? [bias] : []));
+  const half = autocastDtype(x.backend);
+  const xi = asDtype(x, half ?? x.dtype);
+  const wi = asDtype(w, half ?? w.dtype);
+  const bi = bias ? asDtype(bias, 'f32') : null;
+  const y = convForwardRaw(xi, wi, bi, g);
   const inputs = bias ? [x, w, bias] : [x, w];
   // Saved handles carry no autograd flags: decide now which gradients the rule computes.
   const needDx = x.requiresGrad || !!x.gradNode;
   const needDw = w.requiresGrad || !!w.gradNode;
-  return record(`conv${g.spatialDims}d`, inputs, y, [x, w], (gy, [sx, sw]) => {
+  const dtypes = { x: x.dtype, w: w.dtype, bias: bias?.dtype ?? 'f32' };
+  const out = record(`conv${g.spatialDims}d`, inputs, y, [xi, wi], (gy, [sx, sw]) => {
     const dx = needDx ? convBackwardDataRaw(gy, sw, g) : null;
     const dw = needDw ? convBackwardWeightRaw(sx, gy, sw.shape, g) : null;
     const db = bias ? reduceRaw(gy, 'sum', [0, ...Array.from({ length: g.spatialDims }, (_, i) => i + 2)], false) : null;
-    return [dx, dw, db];
+    return [gradIn(dx, dtypes.x), gradIn(dw, dtypes.w), gradIn(db, dtypes.bias)];
   });
+  // The node holds its own handles on what it saved.
+  xi.dispose();
+  wi.dispose();
+  bi?.dispose();
+  return out;
 }
 
 function checkedRank(name: string, rank: number, x: Tensor, w: Tensor): void {
@@ -418,13 +443,13 @@ export function conv3d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: ConvOpt
 /** Gradient of Σ gy ⊙ conv(x, w) with respect to x, for an input of shape xShape (no autograd). */
 export function convBackwardData(gy: Tensor, w: Tensor, xShape: readonly number[], opts: ConvOptions = {}): Tensor {
   const g = geometryOf(xShape, w.shape, opts);
-  requireF32(gy, w);
+  requireFloat(gy, w);
   return convBackwardDataRaw(gy, w, g);
 }
 
 /** Gradient of Σ gy ⊙ conv(x, w) with respect to w, for a weight of shape wShape (no autograd). */
 export function convBackwardWeight(x: Tensor, gy: Tensor, wShape: readonly number[], opts: ConvOptions = {}): Tensor {
   const g = geometryOf(x.shape, wShape, opts);
-  requireF32(x, gy);
+  requireFloat(x, gy);
   return convBackwardWeightRaw(x, gy, wShape, g);
 }

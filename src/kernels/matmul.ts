@@ -1,6 +1,8 @@
-import { record } from '../engine/autograd';
+import { noGrad, record } from '../engine/autograd';
+import { autocastDtype } from '../engine/autocast';
 import type { CpuStorage, GpuStorage, WebGPUBackend } from '../engine/backend';
 import { empty } from '../engine/create';
+import type { DType } from '../engine/dtype';
 import { ShapeError } from '../engine/errors';
 import { broadcastShapes, formatShape, numel } from '../engine/shape';
 import type { Tensor } from '../engine/tensor';
@@ -8,7 +10,7 @@ import { tidy } from '../engine/scope';
 import { UniformWriter } from '../engine/uniforms';
 import { matmulDirectShader, matmulShader, type MatmulTiling } from '../../shaders/matmul.wgsl';
 import { matmulRef } from './reference/matmul';
-import { add } from './elementwise';
+import { add, cast } from './elementwise';
 import { sum, sumToShape } from './reduce';
 import { contiguous, expand, reshape, squeeze, transpose, unsqueeze } from './views';
 
@@ -32,9 +34,10 @@ export function setMatmulTiling(t: MatmulTiling | null): void {
 
 /**
  * a: [...batchA, M, K], b: [...batchB, K, N] → [...broadcast(batchA, batchB), M, N], times alpha, plus
- * an optional bias over N. Operands may be any strided views (transposes are free).
+ * an optional bias over N. Operands may be any strided views (transposes are free). The output is f16 when
+ * both operands are, otherwise f32, unless `outDtype` says otherwise (autocast: f16 operands, f32 output).
  */
-function matmulRaw(a: Tensor, b: Tensor, bias: Tensor | null, alpha: number): Tensor {
+function matmulRaw(a: Tensor, b: Tensor, bias: Tensor | null, alpha: number, outDtype?: DType): Tensor {
   const m = a.shape[a.rank - 2];
   const k = a.shape[a.rank - 1];
   const n = b.shape[b.rank - 1];
@@ -61,7 +64,7 @@ function matmulRaw(a: Tensor, b: Tensor, bias: Tensor | null, alpha: number): Te
     const lead = batchShape.length - (t.rank - 2);
     return batchShape.map((d, i) => (i < lead || t.shape[i - lead] === 1 ? 0 : t.strides[i - lead]));
   };
-  const outDtype = a.dtype === 'f16' && b.dtype === 'f16' ? 'f16' : 'f32';
+  outDtype ??= a.dtype === 'f16' && b.dtype === 'f16' ? 'f16' : 'f32';
   const out = empty(backend, outShape, outDtype);
   const tiling = tilingOverride ?? defaultTiling(backend, m, n);
   const direct = tiling.direct ?? false;
@@ -103,9 +106,33 @@ function directGrid(blocks: number, workgroup: number, maxDim: number, batch: nu
   return [Math.min(groups, maxDim), Math.ceil(groups / maxDim), batch];
 }
 
+/** `t` converted to `dtype` without autograd (a new handle either way). */
+const asDtype = (t: Tensor, dtype: DType) => (t.dtype === dtype ? t.share() : noGrad(() => cast(t, dtype)));
+/** A gradient returned in the dtype of the input it belongs to. */
+const gradIn = (g: Tensor | null, dtype: DType) => (g && g.dtype !== dtype ? cast(g, dtype) : g);
+
+/**
+ * Under autocast (see engine/autocast.ts): both operands as f16 (converted copies, which the node saves), f32
+ * output, gradients in the dtype of each original input. The backward products read the f32 upstream
+ * gradient and the saved f16 operands, so they accumulate and store in f32.
+ */
+function autocastMatmul(a: Tensor, b: Tensor): Tensor {
+  const ai = asDtype(a, 'f16');
+  const bi = asDtype(b, 'f16');
+  const y = matmulRaw(ai, bi, null, 1, 'f32');
+  const dtypes = [a.dtype, b.dtype];
+  const out = record('matmul', [a, b], y, [ai, bi], (g, [sa, sb]) => [
+    gradIn(sumToShape(matmulRaw(g, transpose(sb), null, 1), sa.shape), dtypes[0]),
+    gradIn(sumToShape(matmulRaw(transpose(sa), g, null, 1), sb.shape), dtypes[1]),
+  ]);
+  ai.dispose();
+  bi.dispose();
+  return out;
+}
+
 /**
  * Matrix product with PyTorch semantics: 1-D operands are promoted (and the added dim removed),
- * batch dims broadcast.
+ * batch dims broadcast. Inside `autocast()` the operands are read as f16 and the result is f32.
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.rank === 0 || b.rank === 0) throw new ShapeError('matmul needs at least 1-D operands');
@@ -119,6 +146,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       return y;
     });
   }
+  if (autocastDtype(a.backend)) return autocastMatmul(a, b);
   const y = matmulRaw(a, b, null, 1);
   return record('matmul', [a, b], y, [a, b], (g, [sa, sb]) => [
     sumToShape(matmulRaw(g, transpose(sb), null, 1), sa.shape),
@@ -126,11 +154,15 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   ]);
 }
 
-/** y = x·Wᵀ + b, with W of shape [out, in] (PyTorch's Linear layout); x: [..., in]. */
+/**
+ * y = x·Wᵀ + b, with W of shape [out, in] (PyTorch's Linear layout); x: [..., in]. Inside `autocast()`
+ * x and W are read as f16 (the node saves the f16 copies), the bias stays f32 and the result is f32.
+ */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   const inF = weight.shape[1];
   const outF = weight.shape[0];
   if (x.shape[x.rank - 1] !== inF) throw new ShapeError(`linear: input ${formatShape(x.shape)} does not end in ${inF}`);
+  if (autocastDtype(x.backend)) return autocastLinear(x, weight, bias ?? null);
   const lead = x.shape.slice(0, -1);
   const x2 = x.rank === 2 ? x : reshape(x, [-1, inF]);
   const y2 = matmulRaw(x2, transpose(weight), bias ?? null, 1);
@@ -149,6 +181,33 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     const gb = bias ? sum(g2, 0) : null;
     return [gx, gw, gb];
   });
+}
+
+/** linear() under autocast: f16 operands, f32 bias and output, gradients in each input's dtype. */
+function autocastLinear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+  const inF = weight.shape[1];
+  const outF = weight.shape[0];
+  const xi = asDtype(x, 'f16');
+  const wi = asDtype(weight, 'f16');
+  const bi = bias ? asDtype(bias, 'f32') : null;
+  const x2 = reshape(xi, [-1, inF]);
+  const y2 = matmulRaw(x2, transpose(wi), bi, 1, 'f32');
+  x2.dispose();
+  const y = reshape(y2, [...x.shape.slice(0, -1), outF]);
+  y2.dispose();
+  const dtypes = { x: x.dtype, w: weight.dtype, bias: bias?.dtype ?? 'f32' };
+  const out = record('linear', bias ? [x, weight, bias] : [x, weight], y, [xi, wi], (g, [sx, sw]) => {
+    const g2 = reshape(g, [-1, outF]);
+    const xs = reshape(sx, [-1, inF]);
+    const gx = reshape(matmulRaw(g2, sw, null, 1), sx.shape);
+    const gw = matmulRaw(transpose(g2), xs, null, 1);
+    const gb = bias ? sum(g2, 0) : null;
+    return [gradIn(gx, dtypes.x), gradIn(gw, dtypes.w), gradIn(gb, dtypes.bias)];
+  });
+  xi.dispose();
+  wi.dispose();
+  bi?.dispose();
+  return out;
 }
 
 /** alpha·(a·b) without autograd (attention scores, kernels that compose GEMMs). */

@@ -5,9 +5,13 @@ import { untrackTensor } from '../engine/scope';
 import type { Tensor } from '../engine/tensor';
 import { UniformWriter } from '../engine/uniforms';
 import { adamwShader, clipScaleShader, sumSquaresShader, unscaleCheckShader } from '../../shaders/optimizer.wgsl';
+import { CHUNKED_BUILTINS, chunkedLoop } from '../../shaders/loss.wgsl';
+import { noGrad } from '../engine/autograd';
+import { tidy } from '../engine/scope';
 import { adamwStepRef, clipGradNormRef } from './reference/optimizer';
-import { copyInto, full, mulScalar } from './elementwise';
+import { copyInto, full, mapOp, mul, mulScalar } from './elementwise';
 import { gridGroups, launchFinishSum } from './loss';
+import { reshape, slice } from './views';
 
 const WORKGROUP = 256;
 /** Sum-of-squares shape on CPU adapters (barrier-free, one partial per invocation). */
@@ -113,6 +117,11 @@ export class AdamW {
   private steps: number[];
   /** GPU: [2n] interleaved (m, v) pairs; CPU reference: [2n] as m then v. */
   private moments: (Tensor | null)[];
+  /**
+   * Gated steps (DeviceGradScaler) on the GPU: u32 [params], per parameter the recorded steps the device
+   * skipped since the last syncStepCounts(); the effective step count is steps[i] − skips[i].
+   */
+  private skips: Tensor | null = null;
 
   constructor(params: readonly Tensor[], options: AdamWOptions) {
     this.params = [...params];
@@ -130,20 +139,71 @@ export class AdamW {
     this.moments = this.params.map(() => null);
   }
 
-  /** The step count of parameter i (0 until its first update). */
+  /**
+   * The step count of parameter i (0 until its first update). After gated steps on the GPU it counts the
+   * recorded steps until syncStepCounts() (or state()) subtracts the ones the device skipped.
+   */
   stepOf(i: number): number {
     return this.steps[i];
   }
 
-  /** Records the update of every parameter that has a gradient (no readback). */
-  step(): void {
+  /**
+   * Records the update of every parameter that has a gradient (no readback). With a `gate` (a u32 flag
+   * buffer and a slot in it, as DeviceGradScaler passes) the update runs on the device only when
+   * flags[slot] is 0 when it executes; a skipped update changes nothing but a per-parameter skip counter,
+   * so, as in torch, skipped steps do not advance the step counts. Gated updates compute the bias
+   * corrections on the device (f32) from the effective step count; ungated ones use float64 host values.
+   */
+  step(gate?: AdamWGate): void {
+    if (gate && this.params[0]?.backend.kind === 'cpu') {
+      // The reference backend knows the flag at once: a skipped step is simply not taken.
+      if ((gate.flags.storage as CpuStorage).data[gate.flags.offset + gate.slot] !== 0) return;
+      gate = undefined;
+    }
     this.params.forEach((p, i) => {
       if (!p.grad) return;
       p.assertAlive();
       this.steps[i]++;
       this.moments[i] ??= persistent(full(p.backend, [2 * p.size], 0));
-      this.update(p, p.grad, this.moments[i]!, this.steps[i]);
+      if (gate) this.gatedUpdate(p, p.grad, this.moments[i]!, i, gate);
+      else this.update(p, p.grad, this.moments[i]!, this.steps[i]);
     });
+  }
+
+  private gatedUpdate(p: Tensor, grad: Tensor, moments: Tensor, index: number, gate: AdamWGate): void {
+    const n = p.size;
+    if (n === 0 || p.backend.kind !== 'webgpu') return;
+    const backend = p.backend;
+    this.skips ??= persistent(fromArray(backend, new Uint32Array(this.params.length), [this.params.length], 'u32'));
+    const g = isPlainF32(grad) ? grad : contiguousF32Copy(grad);
+    backend.ctx.dispatch(
+      { key: `optimizer:adamw-gated`, source: () => gatedAdamwShader(WORKGROUP), inputs: 2, outputs: 3 },
+      {
+        inputs: [buffer(g), buffer(gate.flags)],
+        outputs: [buffer(p), buffer(moments), buffer(this.skips)],
+        uniforms: new UniformWriter()
+          .u32(n, p.offset, g.offset, gate.flags.offset + gate.slot)
+          .f32(1 - this.lr * this.weightDecay, this.beta1, this.beta2, this.eps)
+          .f32(this.lr)
+          .u32(this.steps[index], this.skips.offset + index, 0)
+          .finish(),
+        workgroups: [gridGroups(backend, n)],
+      },
+    );
+    if (g !== grad) g.dispose();
+  }
+
+  /**
+   * Folds the device's skip counters of gated steps into the host step counts (one small readback), so
+   * stepOf() and state() report the steps actually taken. Arithmetic of later steps is unchanged.
+   */
+  async syncStepCounts(): Promise<void> {
+    const skips = this.skips;
+    if (!skips) return;
+    this.skips = null;
+    const host = await skips.data();
+    skips.dispose();
+    this.steps = this.steps.map((s, i) => s - host[i]);
   }
 
   private update(p: Tensor, grad: Tensor, moments: Tensor, step: number): void {
@@ -186,6 +246,7 @@ export class AdamW {
 
   /** Hyper-parameters, step counts and moments as host arrays (for checkpoints). */
   async state(): Promise<AdamWState> {
+    await this.syncStepCounts();
     const params = await Promise.all(
       this.params.map(async (p, i): Promise<AdamWParamState | null> => {
         const m = this.moments[i];
@@ -212,6 +273,8 @@ export class AdamW {
     [this.beta1, this.beta2] = s.betas;
     this.eps = s.eps;
     this.weightDecay = s.weightDecay;
+    this.skips?.dispose();
+    this.skips = null;
     s.params.forEach((ps, i) => {
       const p = this.params[i];
       this.moments[i]?.dispose();
@@ -234,7 +297,15 @@ export class AdamW {
   dispose(): void {
     for (const m of this.moments) m?.dispose();
     this.moments = this.params.map(() => null);
+    this.skips?.dispose();
+    this.skips = null;
   }
+}
+
+/** A device-side condition for AdamW.step(): skip the update when flags[slot] ≠ 0 (u32 flags). */
+export interface AdamWGate {
+  flags: Tensor;
+  slot: number;
 }
 
 // ---- gradient clipping ------------------------------------------------------------------------------
@@ -412,4 +483,309 @@ export class GradScaler {
     this.scaleValue = s.scale;
     this.growthTracker = s.growthTracker;
   }
+}
+
+// ---- dynamic loss scaling on the device (mixed precision training) ---------------------------------
+
+/** Optimizers one DeviceGradScaler can serve (one found-inf slot each). */
+const SCALER_SLOTS = 8;
+/** Layout of the scaler's f32 state tensor. */
+const S_SCALE = 0;
+const S_TRACKER = 1;
+const S_SKIPPED = 2;
+const S_FOUND = 3;
+const S_USED = 4;
+const SCALER_STATE_SIZE = 8;
+
+export interface DeviceGradScalerState extends GradScalerState {
+  /** Optimizer iterations skipped for Inf/NaN gradients so far. */
+  skippedSteps: number;
+}
+
+/**
+ * Dynamic loss scaling as torch.cuda.amp.GradScaler, with its whole state on the device, so a training
+ * step never waits for the host: scale(loss) multiplies by the scale tensor; unscale(opt) divides the
+ * gradients by it in place and ORs an Inf/NaN test into the optimizer's flag slot; step(opt) records
+ * opt.step() gated on that flag (a skipped update leaves weights, moments and step counts as they were);
+ * update() then, in one tiny dispatch, halves the scale after an overflow or doubles it after
+ * `growthInterval` clean iterations, counts skipped iterations and clears the flags. Defaults are torch's:
+ * init 65536, ×2 growth, ×0.5 backoff, interval 2000.
+ *
+ * Per iteration: scaled = scale(loss); backward(scaled); unscale(opt) (before clipping, so clipGradNorm sees
+ * true gradients); step(opt); update(); stepScalars() gives the scale used, whether the iteration was
+ * skipped and the skipped total as scalar tensors to log (read back one step late like any scalar).
+ * The host copy of the state (state()) is refreshed only by `await sync()`: call it before writing a
+ * checkpoint. One scaler may serve up to 8 optimizers (update() considers all of them). On the float64
+ * reference backend the same arithmetic runs on the host, synchronously.
+ */
+export class DeviceGradScaler {
+  readonly growthFactor: number;
+  readonly backoffFactor: number;
+  readonly growthInterval: number;
+  readonly enabled: boolean;
+  /** f32 [8]: scale, growth tracker, skipped total, found-inf of the last update, scale used by the last update. */
+  private stateTensor: Tensor;
+  /** u32 [8]: found-inf flag per optimizer slot, for the current iteration. */
+  private flags: Tensor;
+  private readonly slots = new Map<AdamW, number>();
+  private readonly unscaled = new Set<AdamW>();
+  private host: DeviceGradScalerState;
+
+  constructor(readonly backend: Backend, options: GradScalerOptions = {}) {
+    this.growthFactor = options.growthFactor ?? 2;
+    this.backoffFactor = options.backoffFactor ?? 0.5;
+    this.growthInterval = options.growthInterval ?? 2000;
+    this.enabled = options.enabled ?? true;
+    this.host = { scale: options.initScale ?? 65536, growthTracker: 0, skippedSteps: 0 };
+    this.stateTensor = this.uploadState(this.host);
+    this.flags = persistent(fromArray(backend, new Uint32Array(SCALER_SLOTS), [SCALER_SLOTS], 'u32'));
+  }
+
+  private uploadState(s: DeviceGradScalerState): Tensor {
+    const values = new Float32Array(SCALER_STATE_SIZE);
+    values[S_SCALE] = s.scale;
+    values[S_TRACKER] = s.growthTracker;
+    values[S_SKIPPED] = s.skippedSteps;
+    values[S_USED] = s.scale;
+    return persistent(fromArray(this.backend, values, [SCALER_STATE_SIZE]));
+  }
+
+  /** A scalar view of entry k of `t` (a new handle). */
+  private entry(t: Tensor, k: number): Tensor {
+    return noGrad(() => tidy(() => reshape(slice(t, 0, k, k + 1), [])));
+  }
+
+  private slotOf(optimizer: AdamW): number {
+    let slot = this.slots.get(optimizer);
+    if (slot === undefined) {
+      slot = this.slots.size;
+      if (slot >= SCALER_SLOTS) throw new ShapeError(`DeviceGradScaler serves at most ${SCALER_SLOTS} optimizers`);
+      if (optimizer.params[0] && optimizer.params[0].backend !== this.backend) throw new ShapeError('DeviceGradScaler: the optimizer lives on another backend');
+      this.slots.set(optimizer, slot);
+    }
+    return slot;
+  }
+
+  /** loss × scale, differentiable (the scale is read on the device). Disabled: a new handle on loss. */
+  scale(loss: Tensor): Tensor {
+    if (!this.enabled) return loss.share();
+    return tidy(() => {
+      const s = this.entry(this.stateTensor, S_SCALE);
+      return mul(loss, loss.dtype === 'f32' ? s : mapOp('identity', [s], [], loss.dtype));
+    });
+  }
+
+  /**
+   * Divides the optimizer's gradients by the scale in place and records their Inf/NaN test into its flag.
+   * At most once per optimizer and iteration (step() calls it when it was not called).
+   */
+  unscale(optimizer: AdamW): void {
+    if (!this.enabled || this.unscaled.has(optimizer)) return;
+    const slot = this.slotOf(optimizer);
+    this.unscaled.add(optimizer);
+    const backend = this.backend;
+    for (const p of exclusiveGrads(optimizer.params)) {
+      const g = p.grad!;
+      if (g.size === 0) continue;
+      if (backend.kind === 'cpu') {
+        const data = (g.storage as CpuStorage).data;
+        const inv = 1 / (this.stateTensor.storage as CpuStorage).data[S_SCALE];
+        let bad = false;
+        for (let k = g.offset; k < g.offset + g.size; k++) {
+          if (!Number.isFinite(data[k])) bad = true;
+          data[k] *= inv;
+        }
+        if (bad) (this.flags.storage as CpuStorage).data[slot] = 1;
+        continue;
+      }
+      backend.ctx.dispatch(
+        { key: 'optimizer:unscale-device', source: () => deviceUnscaleShader(WORKGROUP), inputs: 1, outputs: 2 },
+        {
+          inputs: [buffer(this.stateTensor)],
+          outputs: [buffer(g), buffer(this.flags)],
+          uniforms: new UniformWriter().u32(g.size, g.offset, slot, 0).finish(),
+          workgroups: [gridGroups(backend, g.size)],
+        },
+      );
+    }
+  }
+
+  /** Unscales if not done yet and records optimizer.step() gated on this iteration's Inf/NaN flag. */
+  step(optimizer: AdamW): void {
+    if (!this.enabled) return optimizer.step();
+    this.unscale(optimizer);
+    optimizer.step({ flags: this.flags, slot: this.slotOf(optimizer) });
+  }
+
+  /** Adjusts the scale once per iteration, after the step(s), on the device; clears the flags. */
+  update(): void {
+    this.unscaled.clear();
+    if (!this.enabled) return;
+    const backend = this.backend;
+    if (backend.kind === 'cpu') {
+      const st = (this.stateTensor.storage as CpuStorage).data;
+      const flags = (this.flags.storage as CpuStorage).data;
+      const found = flags.some((f) => f !== 0);
+      flags.fill(0);
+      st[S_USED] = st[S_SCALE];
+      st[S_FOUND] = found ? 1 : 0;
+      if (found) {
+        st[S_SCALE] = Math.fround(st[S_SCALE] * this.backoffFactor);
+        st[S_TRACKER] = 0;
+        st[S_SKIPPED] += 1;
+      } else if (st[S_TRACKER] + 1 >= this.growthInterval) {
+        st[S_SCALE] = Math.fround(st[S_SCALE] * this.growthFactor);
+        st[S_TRACKER] = 0;
+      } else st[S_TRACKER] += 1;
+      return;
+    }
+    backend.ctx.dispatch(
+      { key: 'optimizer:scaler-update', source: scalerUpdateShader, inputs: 0, outputs: 2 },
+      {
+        inputs: [],
+        outputs: [buffer(this.stateTensor), buffer(this.flags)],
+        uniforms: new UniformWriter().u32(SCALER_SLOTS, 0, 0, 0).f32(this.growthFactor, this.backoffFactor, this.growthInterval, 0).finish(),
+        workgroups: [1],
+      },
+    );
+  }
+
+  /**
+   * Scalars of the last update(), as fresh tensors for the step's log (the caller disposes them):
+   * `scale` (the scale this iteration used), `skipped` (1 when its step was skipped) and `skippedSteps`
+   * (the total so far).
+   */
+  stepScalars(): { scale: Tensor; skipped: Tensor; skippedSteps: Tensor } {
+    const copy = noGrad(() => mapOp('identity', [this.stateTensor]));
+    const out = { scale: this.entry(copy, S_USED), skipped: this.entry(copy, S_FOUND), skippedSteps: this.entry(copy, S_SKIPPED) };
+    copy.dispose();
+    return out;
+  }
+
+  /** The current scale as a scalar tensor (a view of the device state; the caller disposes it). */
+  scaleTensor(): Tensor {
+    return this.entry(this.stateTensor, S_SCALE);
+  }
+
+  /** Reads the device state back (flushes recorded work) and returns it; state() returns it afterwards. */
+  async sync(): Promise<DeviceGradScalerState> {
+    const v = await this.stateTensor.data();
+    this.host = { scale: v[S_SCALE], growthTracker: v[S_TRACKER], skippedSteps: v[S_SKIPPED] };
+    return this.state();
+  }
+
+  /** The state as of the last sync() or loadState() (host values, for checkpoint metadata). */
+  state(): DeviceGradScalerState {
+    return { ...this.host };
+  }
+
+  /** Restores a state (scale, growth tracker, skipped total); per-iteration flags are cleared. */
+  loadState(s: DeviceGradScalerState | GradScalerState): void {
+    const full = { skippedSteps: 0, ...s };
+    this.stateTensor.dispose();
+    this.stateTensor = this.uploadState(full);
+    this.host = { scale: full.scale, growthTracker: full.growthTracker, skippedSteps: full.skippedSteps };
+    this.flags.dispose();
+    this.flags = persistent(fromArray(this.backend, new Uint32Array(SCALER_SLOTS), [SCALER_SLOTS], 'u32'));
+    this.unscaled.clear();
+  }
+
+  dispose(): void {
+    this.stateTensor.dispose();
+    this.flags.dispose();
+  }
+}
+
+// WGSL of the device-side scaler (kept beside its launch code; shaders/optimizer.wgsl.ts holds the others).
+
+/** AdamW gated on flags[slot]: skipped → count it in skips[index]; else AdamW with device bias corrections. */
+function gatedAdamwShader(workgroupSize: number): string {
+  const wg = workgroupSize;
+  return `struct Params {
+  n: u32, paramOffset: u32, gradOffset: u32, flag: u32,
+  decay: f32, beta1: f32, beta2: f32, eps: f32,
+  lr: f32, step: u32, index: u32, pad0: u32,
+};
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;
+@group(0) @binding(2) var<storage, read> flags: array<u32>;
+@group(0) @binding(3) var<storage, read_write> param: array<f32>;
+@group(0) @binding(4) var<storage, read_write> state: array<vec2<f32>>;
+@group(0) @binding(5) var<storage, read_write> skips: array<u32>;
+@compute @workgroup_size(${wg})
+fn main(${CHUNKED_BUILTINS}) {
+  if (flags[u.flag] != 0u) {
+    if (wid.x == 0u && lid == 0u) { skips[u.index] = skips[u.index] + 1u; }
+    return;
+  }
+  let t = f32(u.step - skips[u.index]);
+  let stepSize = u.lr / (1.0 - pow(u.beta1, t));
+  let bc2Sqrt = sqrt(1.0 - pow(u.beta2, t));
+  ${chunkedLoop('u.n', wg)} {
+    let g = grad[u.gradOffset + i];
+    let s = state[i];
+    let m = u.beta1 * s.x + (1.0 - u.beta1) * g;
+    let v = u.beta2 * s.y + (1.0 - u.beta2) * g * g;
+    state[i] = vec2<f32>(m, v);
+    let p = param[u.paramOffset + i] * u.decay;
+    param[u.paramOffset + i] = p - stepSize * m / (sqrt(v) / bc2Sqrt + u.eps);
+  }
+}
+`;
+}
+
+/** x ← x / scale in place (scale read from the device state), flags[slot] |= 1 on any Inf/NaN (from the bits). */
+function deviceUnscaleShader(workgroupSize: number): string {
+  const wg = workgroupSize;
+  return `struct Params { n: u32, offset: u32, slot: u32, pad0: u32 };
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read> scaler: array<f32>;
+@group(0) @binding(2) var<storage, read_write> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> flags: array<atomic<u32>>;
+@compute @workgroup_size(${wg})
+fn main(${CHUNKED_BUILTINS}) {
+  let inv = 1.0 / scaler[${S_SCALE}];
+  var bad = false;
+  ${chunkedLoop('u.n', wg)} {
+    let v = x[u.offset + i];
+    bad = bad || (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u;
+    x[u.offset + i] = v * inv;
+  }
+  if (bad) { atomicOr(&flags[u.slot], 1u); }
+}
+`;
+}
+
+/** One invocation: OR and clear the flags, then back off, or grow after the interval, as torch's update(). */
+function scalerUpdateShader(): string {
+  return `struct Params { slots: u32, pad0: u32, pad1: u32, pad2: u32, growth: f32, backoff: f32, interval: f32, pad3: f32 };
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read_write> st: array<f32>;
+@group(0) @binding(2) var<storage, read_write> flags: array<u32>;
+@compute @workgroup_size(1)
+fn main() {
+  var found = 0u;
+  for (var i = 0u; i < u.slots; i++) {
+    found = found | flags[i];
+    flags[i] = 0u;
+  }
+  let scale = st[${S_SCALE}];
+  st[${S_USED}] = scale;
+  if (found != 0u) {
+    st[${S_SCALE}] = scale * u.backoff;
+    st[${S_TRACKER}] = 0.0;
+    st[${S_SKIPPED}] = st[${S_SKIPPED}] + 1.0;
+    st[${S_FOUND}] = 1.0;
+  } else {
+    st[${S_FOUND}] = 0.0;
+    let t = st[${S_TRACKER}] + 1.0;
+    if (t >= u.interval) {
+      st[${S_SCALE}] = scale * u.growth;
+      st[${S_TRACKER}] = 0.0;
+    } else {
+      st[${S_TRACKER}] = t;
+    }
+  }
+}
+`;
 }
