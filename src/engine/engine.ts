@@ -1,4 +1,5 @@
 import { CpuBackend, WebGPUBackend, type Backend } from './backend';
+import type { KernelProfile } from './profiler';
 import type { MemoryStats } from './buffer-pool';
 import { fromArray } from './create';
 import { createGpuContext, type DeviceOptions } from './device';
@@ -43,6 +44,21 @@ export class Engine {
   /** Waits for all GPU work and throws any device error (validation, out of memory, device lost). */
   async sync(): Promise<void> {
     if (this.backend.kind === 'webgpu') await this.backend.ctx.sync();
+  }
+
+  /**
+   * Starts per-kernel GPU timing (timestamp queries; one compute pass per dispatch while it runs, so the
+   * total is slower than unprofiled work). Throws on the CPU backend or without `timestamp-query`.
+   */
+  startProfile(): void {
+    if (this.backend.kind !== 'webgpu') throw new Error('kernel profiling needs the WebGPU backend');
+    this.backend.ctx.startProfile();
+  }
+
+  /** Stops the profile: GPU milliseconds per kernel, slowest first. */
+  async stopProfile(): Promise<KernelProfile> {
+    if (this.backend.kind !== 'webgpu') throw new Error('kernel profiling needs the WebGPU backend');
+    return this.backend.ctx.stopProfile();
   }
 
   memory(): MemoryStats {

@@ -1,5 +1,6 @@
 import { BufferPool, type MemoryStats } from './buffer-pool';
 import { GpuDeviceLostError, GpuOutOfMemoryError, GpuValidationError, ShapeError } from './errors';
+import { KernelProfiler, type KernelProfile } from './profiler';
 
 /** A compute program: WGSL plus the shape of its bindings. Binding 0 is the uniform block,
  *  then `inputs` read-only storage buffers, then `outputs` read-write storage buffers. */
@@ -68,6 +69,7 @@ export class GpuContext {
   private errors: Error[] = [];
   private lostReason: string | null = null;
   private stagingPool = new Map<number, GPUBuffer[]>();
+  private profiler: KernelProfiler | null = null;
   /** Counters for tests and benchmarks. */
   readonly counters = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0 };
 
@@ -141,7 +143,7 @@ export class GpuContext {
     }
     const uniformBytes = launch.uniforms.byteLength;
     const align = this.caps.limits.minUniformBufferOffsetAlignment;
-    if (this.arenaCursor + uniformBytes > UNIFORM_ARENA_BYTES || this.dispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+    if (this.arenaCursor + uniformBytes > UNIFORM_ARENA_BYTES || this.dispatches >= MAX_DISPATCHES_PER_SUBMIT || this.profiler?.full) this.flush();
     const offset = this.arenaCursor;
     this.arenaHost.set(new Uint8Array(launch.uniforms.buffer, launch.uniforms.byteOffset, uniformBytes), offset);
     this.arenaCursor = Math.ceil((offset + uniformBytes) / align) * align;
@@ -151,6 +153,11 @@ export class GpuContext {
     const buffers = [...launch.inputs, ...launch.outputs];
     buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
     const bindGroup = this.device.createBindGroup({ layout, entries });
+    if (this.profiler) {
+      // One timed pass per dispatch.
+      this.ensurePass().end();
+      this.pass = this.encoder!.beginComputePass(this.profiler.passFor(program.key));
+    }
     const pass = this.ensurePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
@@ -172,7 +179,9 @@ export class GpuContext {
     if (!this.encoder) return;
     if (this.pass) this.pass.end();
     if (this.arenaCursor > 0) this.device.queue.writeBuffer(this.arena, 0, this.arenaHost, 0, this.arenaCursor);
+    const startProfileRead = this.profiler?.resolveInto(this.encoder);
     this.device.queue.submit([this.encoder.finish()]);
+    startProfileRead?.();
     this.counters.submits++;
     this.encoder = null;
     this.pass = null;
@@ -216,6 +225,27 @@ export class GpuContext {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
     this.checkErrors();
+  }
+
+  /**
+   * Starts timing every dispatch (see profiler.ts: one pass per dispatch while it runs). Needs the
+   * `timestamp-query` feature.
+   */
+  startProfile(): void {
+    if (!this.caps.timestampQuery) throw new Error('kernel profiling needs the timestamp-query feature, which this device does not have');
+    this.flush();
+    this.profiler ??= new KernelProfiler(this.device);
+  }
+
+  /** Stops timing and returns GPU time per kernel, slowest first. */
+  async stopProfile(): Promise<KernelProfile> {
+    const profiler = this.profiler;
+    if (!profiler) throw new Error('stopProfile: no profile is running');
+    this.flush();
+    this.profiler = null;
+    const result = await profiler.result();
+    profiler.destroy();
+    return result;
   }
 
   memory(): MemoryStats {

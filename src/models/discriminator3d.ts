@@ -20,6 +20,8 @@ export const PATCHGAN_CONFIGS = {
   /** 4,208,449 parameters; (B,1,50,96,96) → logits (B,1,6,10,10). */
   paper: { inChannels: 1, ndf: 64 },
   small: { inChannels: 1, ndf: 32 },
+  /** For the `cpu` training preset (lavapipe-sized); needs frames of at least 32 × 32. */
+  cpu: { inChannels: 1, ndf: 8 },
   /** Matches tools/torch_oracle/vae.py; (2,1,4,32,32) → (2,1,1,2,2). */
   tiny: { inChannels: 1, ndf: 4 },
 } as const satisfies Record<string, PatchGan3dConfig>;

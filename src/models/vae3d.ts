@@ -59,6 +59,15 @@ export const VAE_CONFIGS = {
     zChannels: 4, embedDim: 4, resolution: 96, tempRes: 50, attentionLevels: [3], heads: 8, groups: 32,
     tembChannels: 512, dropout: 0, discriminator: PATCHGAN_CONFIGS.small,
   },
+  /**
+   * Sized for training on a CPU WebGPU adapter (the `cpu` preset: 12 × 32 × 32 clips → latent 4 × 12 × 8 × 8,
+   * 4× spatial compression, none in time, as few latent tokens per frame as the paper's 12 × 12 would have at this size).
+   */
+  cpu: {
+    inChannels: 1, outChannels: 1, ch: 8, chMult: [1, 2, 4], encoderResBlocks: 1, decoderResBlocks: 2,
+    zChannels: 4, embedDim: 4, resolution: 32, tempRes: 12, attentionLevels: [], heads: 1, groups: 4,
+    tembChannels: 16, dropout: 0, discriminator: PATCHGAN_CONFIGS.cpu,
+  },
   /** Test-sized: 2 levels, input 1×4×16×16, latent 4×4×8×8; matches tools/torch_oracle/vae.py. */
   tiny: {
     inChannels: 1, outChannels: 1, ch: 8, chMult: [1, 2], encoderResBlocks: 1, decoderResBlocks: 2,
