@@ -8,6 +8,7 @@ import { defaultRunDir, parseRunArgs, UsageError, USAGE } from '../train/options
 import { STAGES } from '../train/stages';
 import { train } from '../train/trainer';
 import { loadCheckpoint } from '../train/checkpoint';
+import { AMP_NEEDS_F16 } from '../train/stage-common';
 import { runCliMain } from './cli-main';
 
 async function main(argv: string[]): Promise<number> {
@@ -30,10 +31,12 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError(`${runDir} already holds a run; use --resume ${runDir} to continue it or choose another --out`);
   }
   const config = options.resume ? null : factory.resolveConfig(options);
+  const amp = options.resume ? Boolean((await loadCheckpoint(fs, runDir, 'last')).meta.config.amp) : Boolean(options.amp);
   const engine = await Engine.webgpu();
   try {
+    if (amp && !engine.caps?.f16) throw new UsageError(AMP_NEEDS_F16);
     const adapter = engine.caps?.adapter;
-    process.stderr.write(`${options.resume ? 'resuming' : 'training'} stage '${options.stage}' (${config ? `config ${config.preset}, ${config.totalSteps} steps, batch ${config.batchSize}` : `from ${runDir}`}) on ${adapter?.description || adapter?.device || 'WebGPU'}\n`);
+    process.stderr.write(`${options.resume ? 'resuming' : 'training'} stage '${options.stage}' (${config ? `config ${config.preset}, ${config.totalSteps} steps, batch ${config.batchSize}` : `from ${runDir}`}${amp ? ', mixed precision' : ''}) on ${adapter?.description || adapter?.device || 'WebGPU'}\n`);
     const summary = await train(factory, config, {
       engine,
       fs,

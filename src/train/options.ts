@@ -36,6 +36,8 @@ export interface RunOptions {
   ecgRun?: string;
   /** Stage vae: LPIPS weights (safetensors, lpips key layout); without them the perceptual term is off. */
   lpipsWeights?: string;
+  /** Mixed precision: f16 autocast with dynamic loss scaling (needs shader-f16); stored in the run's config. */
+  amp?: boolean;
   /** No progress bar (metrics are still logged). */
   quiet: boolean;
 }
@@ -57,6 +59,8 @@ export const USAGE = `usage: npm run train -- --stage ecg [options]
   --ecg-run DIR          stage flow: the PA-MAE run whose best encoder is fine-tuned
   --lpips-weights FILE   stage vae: LPIPS (VGG16) weights, lpips key layout; default: no perceptual term
   --disc-start N         stage vae: first step with the discriminator (paper 10000, tiny 20)
+  --amp                  mixed precision: f16 matmul/conv/attention with f32 accumulation, dynamic loss
+                         scaling (needs a device with shader-f16; kept by --resume)
   --val-every N          validate every N steps (default: once per epoch, and at the end)
   --checkpoint-every N   write the 'last' checkpoint every N steps (default: at each validation)
   --plot-every N         redraw loss.svg every N steps (default 25)
@@ -95,6 +99,7 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
       return v;
     };
     if (flag === '--quiet') options.quiet = true;
+    else if (flag === '--amp') options.amp = true;
     else if (flag === '--stage') options.stage = value();
     else if (flag === '--config' || flag === '--preset') {
       const p = value();
@@ -123,7 +128,7 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
   if (options.resume && options.lpipsWeights) throw new UsageError("--resume continues with the run's stored configuration; drop --lpips-weights");
   if (options.resume) {
     // A resumed run repeats the stored configuration exactly; changing it would break that promise.
-    const changed = [...Object.keys(options.overrides), ...(options.data ? ['data'] : []), ...(options.vaeRun ? ['vaeRun'] : []), ...(options.ecgRun ? ['ecgRun'] : [])];
+    const changed = [...Object.keys(options.overrides), ...(options.amp ? ['amp'] : []), ...(options.data ? ['data'] : []), ...(options.vaeRun ? ['vaeRun'] : []), ...(options.ecgRun ? ['ecgRun'] : [])];
     if (changed.length) throw new UsageError(`--resume continues with the run's stored configuration; drop ${changed.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
   } else if (!options.stage) throw new UsageError('--stage is required');
   return options;

@@ -2,14 +2,16 @@
  * What the training stages (ecg, vae, flow) share: the AdamW and epoch fields of their configurations,
  * the step counts derived from the epoch length, the per-iteration cosine learning rate, the checkpoint
  * form of AdamW state (`<prefix><parameter>.exp_avg[_sq]` tensors plus JSON scalars), model state dicts
- * as host tensors, train/validation subject splits and sample-weighted validation means.
+ * as host tensors, train/validation subject splits, sample-weighted validation means and mixed precision
+ * (StageAmp: autocast + device loss scaling around the step).
  */
-import { noGrad } from '../engine/autograd';
+import { autocast, supportsF16 } from '../engine/autocast';
+import { backward, noGrad } from '../engine/autograd';
 import type { Engine } from '../engine/engine';
 import { tidy } from '../engine/scope';
 import type { Tensor } from '../engine/tensor';
 import { stack } from '../kernels/layout';
-import { cosineLr, type AdamW, type AdamWState } from '../kernels/optimizer';
+import { clipGradNorm, cosineLr, DeviceGradScaler, type AdamW, type AdamWState, type DeviceGradScalerState } from '../kernels/optimizer';
 import { HostTensor } from '../models/io/tensor';
 import type { SplitName } from '../data/dataset';
 import type { RunOverrides } from './options';
@@ -26,6 +28,8 @@ export interface AdamWStageConfig {
   eps: number;
   weightDecay: number;
   clipNorm: number;
+  /** Mixed precision (--amp): f16 autocast of forward + loss, dynamic loss scaling. Absent in older configs = off. */
+  amp?: boolean;
 }
 
 /** Epochs over fixed training subjects. */
@@ -172,5 +176,97 @@ export async function validationMeans<B extends { size: number }>(engine: Engine
     return total.map((v) => v / samples);
   } finally {
     perBatch.forEach((t) => t.dispose());
+  }
+}
+
+/** Message of the refusal when --amp meets a device without f16 support. */
+export const AMP_NEEDS_F16 = "--amp needs a WebGPU device with the 'shader-f16' feature, and this one does not have it; train without --amp";
+
+/**
+ * Mixed precision of one stage's training step (docs/TRAINING.md § Mixed precision). With AMP off every
+ * method does exactly what the stage did without it (plain backward, clipGradNorm, optimizer.step()), so
+ * f32 runs are unchanged. With AMP on: autocast() around forward + loss, backward of the loss times the
+ * device-resident scale, gradients unscaled (and tested for Inf/NaN) on the device before clipping, the
+ * optimizer step gated on that test, the scale updated once per iteration; no host readback.
+ */
+export class StageAmp {
+  private constructor(readonly scaler: DeviceGradScaler | null) {}
+
+  /** AMP for a stage config; throws AMP_NEEDS_F16 when it is requested on a device without shader-f16. */
+  static create(engine: Engine, enabled: boolean | undefined): StageAmp {
+    if (!enabled) return new StageAmp(null);
+    if (!supportsF16(engine.backend)) throw new Error(AMP_NEEDS_F16);
+    return new StageAmp(new DeviceGradScaler(engine.backend));
+  }
+
+  get enabled(): boolean {
+    return this.scaler !== null;
+  }
+
+  /** fn under autocast when AMP is on (synchronous parts of the forward pass and the loss). */
+  autocast<T>(fn: () => T): T {
+    return this.scaler ? autocast(fn) : fn();
+  }
+
+  /** backward(loss), of the scaled loss when AMP is on. */
+  backward(loss: Tensor): void {
+    if (!this.scaler) return backward(loss);
+    const scaled = this.scaler.scale(loss);
+    try {
+      backward(scaled);
+    } finally {
+      scaled.dispose();
+    }
+  }
+
+  /** Unscales the optimizer's gradients (once per iteration; step() does it when not done). */
+  unscale(optimizer: AdamW): void {
+    this.scaler?.unscale(optimizer);
+  }
+
+  /** The optimizer step: gated on the Inf/NaN test with AMP, plain otherwise. */
+  step(optimizer: AdamW): void {
+    if (this.scaler) this.scaler.step(optimizer);
+    else optimizer.step();
+  }
+
+  /** Unscale, clip at `maxNorm` (returns the pre-clip norm), step: the usual tail of a stage's step. */
+  clipAndStep(optimizer: AdamW, params: Tensor[], maxNorm: number): Tensor {
+    this.unscale(optimizer);
+    const norm = clipGradNorm(params, maxNorm);
+    this.step(optimizer);
+    return norm;
+  }
+
+  /**
+   * Ends the iteration: updates the scale and returns its scalars for the step's log (`amp.scale` used this
+   * step, `amp.skipped` 1 when the step was skipped, `amp.skippedSteps` so far); {} with AMP off.
+   */
+  endStep(): Record<string, Tensor> {
+    if (!this.scaler) return {};
+    this.scaler.update();
+    const s = this.scaler.stepScalars();
+    return { 'amp.scale': s.scale, 'amp.skipped': s.skipped, 'amp.skippedSteps': s.skippedSteps };
+  }
+
+  /** Reads the scaler state back; call in stateTensors(), before metadata() is taken for a checkpoint. */
+  async sync(): Promise<void> {
+    await this.scaler?.sync();
+  }
+
+  /** `{ amp: {scale, growthTracker, skippedSteps} }` for the checkpoint metadata ({} with AMP off). */
+  metadata(): { amp?: { [key: string]: number } } {
+    return this.scaler ? { amp: { ...this.scaler.state() } } : {};
+  }
+
+  /** Restores the scaler from checkpoint metadata (a checkpoint of an AMP run always has it). */
+  load(metadata: { amp?: unknown }): void {
+    if (!this.scaler) return;
+    if (!metadata.amp) throw new Error('checkpoint has no loss-scaler state (amp), but this run uses --amp');
+    this.scaler.loadState(metadata.amp as DeviceGradScalerState);
+  }
+
+  dispose(): void {
+    this.scaler?.dispose();
   }
 }

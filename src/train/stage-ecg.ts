@@ -9,10 +9,9 @@
 import { hashSeed } from '../data/random';
 import { tidy } from '../engine/scope';
 import type { Tensor } from '../engine/tensor';
-import { backward } from '../engine/autograd';
 import { stack } from '../kernels/layout';
 import { mulScalar } from '../kernels/elementwise';
-import { AdamW, clipGradNorm } from '../kernels/optimizer';
+import { AdamW } from '../kernels/optimizer';
 import { Generator, type GeneratorState } from '../kernels/random';
 import type { HostTensor } from '../models/io/tensor';
 import { encoderSteps, PAMAE_CONFIGS, PaMae, type PaMaeConfig } from '../models/pamae';
@@ -21,7 +20,7 @@ import { EcgBatches, NpyEcgSubjects, PhantomEcgSubjects, type EcgBatch, type Ecg
 import type { Preset, RunOptions } from './options';
 import type { BaseStageConfig, Json, Stage, StageContext, StageFactory, StageMetadata, ValidationResult } from './stage';
 import {
-  adoptDatasetEpoch, hostTensors, loadOptimizer, optimizerMeta, optimizerTensors, PHANTOM_CACHE_BYTES, scheduleLr, subjectEpochs, subjectSplits, validationMeans,
+  adoptDatasetEpoch, hostTensors, loadOptimizer, optimizerMeta, optimizerTensors, PHANTOM_CACHE_BYTES, scheduleLr, StageAmp, subjectEpochs, subjectSplits, validationMeans,
   type AdamWStageConfig, type EpochStageConfig, type OptimizerMeta,
 } from './stage-common';
 
@@ -62,6 +61,7 @@ class EcgStage implements Stage<EcgBatch> {
   readonly name = 'ecg';
   private readonly params: Tensor[];
   private readonly paramNames: string[];
+  private readonly amp: StageAmp;
 
   constructor(
     readonly config: EcgStageConfig,
@@ -76,6 +76,7 @@ class EcgStage implements Stage<EcgBatch> {
     const named = model.namedParameters();
     this.params = named.map(([, t]) => t);
     this.paramNames = named.map(([n]) => n);
+    this.amp = StageAmp.create(context.engine, config.amp);
   }
 
   trainStep(batch: EcgBatch, step: number) {
@@ -85,16 +86,15 @@ class EcgStage implements Stage<EcgBatch> {
     const ecg = engine.tensor(batch.ecg, [batch.size, 12, batch.length]);
     const target = engine.tensor(batch.phase, [batch.size, 2, batch.steps]);
     const [loss, recon, phase] = tidy(() => {
-      const out = this.model.loss(ecg, target, { gen: this.maskGen });
-      backward(out.loss);
+      const out = this.amp.autocast(() => this.model.loss(ecg, target, { gen: this.maskGen }));
+      this.amp.backward(out.loss);
       return [out.loss, out.recon, out.phase];
     });
-    const gradNorm = clipGradNorm(this.params, c.clipNorm);
-    this.optimizer.step();
+    const gradNorm = this.amp.clipAndStep(this.optimizer, this.params, c.clipNorm);
     this.optimizer.zeroGrad();
     ecg.dispose();
     target.dispose();
-    return { scalars: { loss, recon, phase, gradNorm }, lr };
+    return { scalars: { loss, recon, phase, gradNorm, ...this.amp.endStep() }, lr };
   }
 
   async validate(): Promise<ValidationResult> {
@@ -128,6 +128,7 @@ class EcgStage implements Stage<EcgBatch> {
   async stateTensors(): Promise<Map<string, HostTensor>> {
     const out = await this.modelTensors('model.');
     await optimizerTensors(this.optimizer, this.paramNames, this.params, 'optim.', out);
+    await this.amp.sync();
     return out;
   }
 
@@ -135,6 +136,7 @@ class EcgStage implements Stage<EcgBatch> {
     return {
       optimizer: optimizerMeta(this.optimizer, this.paramNames) as unknown as Json,
       generators: { init: this.initGen.state() as unknown as Json, mask: this.maskGen.state() as unknown as Json },
+      ...this.amp.metadata(),
     };
   }
 
@@ -144,11 +146,13 @@ class EcgStage implements Stage<EcgBatch> {
     const gens = metadata.generators as unknown as { init: GeneratorState; mask: GeneratorState };
     this.initGen = Generator.fromState(gens.init);
     this.maskGen = Generator.fromState(gens.mask);
+    this.amp.load(metadata);
   }
 
   dispose(): void {
     this.optimizer.dispose();
     this.model.dispose();
+    this.amp.dispose();
   }
 }
 
@@ -167,6 +171,7 @@ export const ecgStage: StageFactory<EcgStageConfig> = {
       stage: 'ecg', preset: options.preset, seed, batchSize, ...schedule.steps,
       data: options.data ?? null,
       model: preset.model, lr: o.lr ?? preset.lr, minLr: 1e-6, betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.05, clipNorm: 3,
+      ...(options.amp ? { amp: true } : {}),
       epochs, stepsPerEpoch, trainSubjects, valSubjects: preset.valSubjects, valBatchSize: batchSize,
       perEpoch: schedule.perEpoch,
     };

@@ -14,7 +14,8 @@
 import { hashSeed } from '../data/random';
 import type { CycleMode } from '../data/ecg-phase';
 import { joinPath } from '../data/fs';
-import { backward, noGrad } from '../engine/autograd';
+import { autocast } from '../engine/autocast';
+import { noGrad } from '../engine/autograd';
 import { tidy } from '../engine/scope';
 import type { Tensor } from '../engine/tensor';
 import type { Backend } from '../engine/backend';
@@ -22,7 +23,7 @@ import type { Engine } from '../engine/engine';
 import { add, gt, mul, mulScalar } from '../kernels/elementwise';
 import { flowInterpolate, mseLoss } from '../kernels/loss';
 import { stack } from '../kernels/layout';
-import { AdamW, clipGradNorm } from '../kernels/optimizer';
+import { AdamW } from '../kernels/optimizer';
 import { Generator, rand, randn, type GeneratorState } from '../kernels/random';
 import { readSafetensors } from '../models/io/safetensors';
 import { HostTensor } from '../models/io/tensor';
@@ -36,7 +37,7 @@ import { ecgModelInput, FlowBatches, readLatentFile, readTemplate, SubjectReader
 import type { TrainFileSystem } from './files';
 import { UsageError, type Preset, type RunOptions } from './options';
 import type { BaseStageConfig, Json, Stage, StageContext, StageFactory, StageMetadata, ValidationResult } from './stage';
-import { epochSchedule, hostTensors, loadOptimizer, optimizerMeta, optimizerTensors, scheduleLr, type AdamWStageConfig, type EpochStageConfig, type OptimizerMeta } from './stage-common';
+import { epochSchedule, hostTensors, loadOptimizer, optimizerMeta, optimizerTensors, scheduleLr, StageAmp, type AdamWStageConfig, type EpochStageConfig, type OptimizerMeta } from './stage-common';
 
 /** The DiT's own hyper-parameters; its geometry (channels, h × w, frames, ECG width) follows the VAE and encoder. */
 export type DitWidth = Pick<DitConfig, 'hiddenSize' | 'depth' | 'numHeads' | 'mlpRatio' | 'frequencyEmbeddingSize'>;
@@ -135,11 +136,13 @@ export function conditionKeepMask(backend: Backend, batch: number, dropProbabili
 /**
  * ECG → tokens [B, frames, featureDim] in default mode: the raw encoder forward, one read-back of the
  * phase for the per-sample cycle window (non-differentiable, as the reference), the differentiable
- * ROI resize to `frames`. Call outside tidy(); the result stays on the autograd graph.
+ * ROI resize to `frames`. Call outside tidy(); the result stays on the autograd graph. `autocast`: both
+ * synchronous parts run under autocast (mixed precision training).
  */
-export async function encodeEcgTokens(encoder: EcgEncoder, ecg: Tensor, frames: number, cycle: CycleMode, options: { grad?: boolean } = {}): Promise<Tensor> {
-  // noGrad() is synchronous, so the parts before and after the read-back are wrapped separately.
-  const run = <T>(fn: () => T): T => (options.grad === false ? noGrad(fn) : fn());
+export async function encodeEcgTokens(encoder: EcgEncoder, ecg: Tensor, frames: number, cycle: CycleMode, options: { grad?: boolean; autocast?: boolean } = {}): Promise<Tensor> {
+  // noGrad() and autocast() are synchronous, so the parts before and after the read-back are wrapped separately.
+  const cast = <T>(fn: () => T): T => (options.autocast ? autocast(fn) : fn());
+  const run = <T>(fn: () => T): T => (options.grad === false ? noGrad(() => cast(fn)) : cast(fn));
   const { features, phase } = run(() => encoder.forwardRaw(ecg));
   try {
     const windows = cycleWindowsFromHost(await phase.data(), phase.shape, cycle);
@@ -171,6 +174,7 @@ class FlowStage implements Stage<FlowBatch> {
   private readonly paramNames: string[];
   private readonly dit: EcgDiT;
   private readonly encoder: EcgEncoder;
+  private readonly amp: StageAmp;
 
   constructor(
     readonly config: FlowStageConfig,
@@ -189,6 +193,7 @@ class FlowStage implements Stage<FlowBatch> {
     const named = [...this.dit.namedParameters('dit.'), ...this.encoder.namedParameters('encoder.')];
     this.params = named.map(([, t]) => t);
     this.paramNames = named.map(([n]) => n);
+    this.amp = StageAmp.create(context.engine, config.amp);
   }
 
   /** Prepared encoder inputs of the validation subjects, kept across validations (12 × length floats each). */
@@ -213,17 +218,16 @@ class FlowStage implements Stage<FlowBatch> {
     const lr = scheduleLr(this.optimizer, step, c);
     const ecg = engine.tensor(batch.ecg, [batch.size, 12, c.ecgLength!]);
     const x1 = engine.tensor(batch.latents, [batch.size, ...this.latentShape]);
-    const tokens = await encodeEcgTokens(this.encoder, ecg, c.dit!.numFrames, c.cycle);
+    const tokens = await encodeEcgTokens(this.encoder, ecg, c.dit!.numFrames, c.cycle, { autocast: this.amp.enabled });
     const loss = tidy(() => {
-      const out = flowLoss(this.dit, tokens, x1, this.template, c.alpha, c.conditionDrop, this.noiseGen);
-      backward(out);
+      const out = this.amp.autocast(() => flowLoss(this.dit, tokens, x1, this.template, c.alpha, c.conditionDrop, this.noiseGen));
+      this.amp.backward(out);
       return out;
     });
-    const gradNorm = clipGradNorm(this.params, c.clipNorm);
-    this.optimizer.step();
+    const gradNorm = this.amp.clipAndStep(this.optimizer, this.params, c.clipNorm);
     this.optimizer.zeroGrad();
     for (const t of [ecg, x1, tokens]) t.dispose();
-    return { scalars: { loss, gradNorm }, lr };
+    return { scalars: { loss, gradNorm, ...this.amp.endStep() }, lr };
   }
 
   async validate(): Promise<ValidationResult> {
@@ -279,6 +283,7 @@ class FlowStage implements Stage<FlowBatch> {
   async stateTensors(): Promise<Map<string, HostTensor>> {
     const out = await this.modelTensors('model.');
     await optimizerTensors(this.optimizer, this.paramNames, this.params, 'optim.', out);
+    await this.amp.sync();
     return out;
   }
 
@@ -287,6 +292,7 @@ class FlowStage implements Stage<FlowBatch> {
       // The phase head gets no gradient in this stage: its step count stays 0 (no state, as torch).
       optimizer: optimizerMeta(this.optimizer, this.paramNames) as unknown as Json,
       generators: { init: this.initGen.state() as unknown as Json, noise: this.noiseGen.state() as unknown as Json },
+      ...this.amp.metadata(),
     };
   }
 
@@ -297,9 +303,11 @@ class FlowStage implements Stage<FlowBatch> {
     const gens = metadata.generators as unknown as { init: GeneratorState; noise: GeneratorState };
     this.initGen = Generator.fromState(gens.init);
     this.noiseGen = Generator.fromState(gens.noise);
+    this.amp.load(metadata);
   }
 
   dispose(): void {
+    this.amp.dispose();
     this.optimizer.dispose();
     this.dit.dispose();
     this.encoder.dispose();
@@ -375,6 +383,7 @@ export const flowStage: StageFactory<FlowStageConfig> = {
       ditWidth: preset.ditWidth, dit: null, vae: null, vaeInput: null, encoder: null, ecgLength: null,
       cycle: 'faithful', alpha: 0.8, conditionDrop: 0.1,
       lr: o.lr ?? preset.lr, minLr: 1e-6, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-4, clipNorm: 1,
+      ...(options.amp ? { amp: true } : {}),
       epochs, stepsPerEpoch: 1, trainSubjects: 0, valSubjects: preset.valSubjects, valBatchSize: batchSize,
       perEpoch: schedule.perEpoch,
     };

@@ -10,7 +10,6 @@
  * and the anatomy template.
  */
 import { hashSeed } from '../data/random';
-import { backward } from '../engine/autograd';
 import { tidy } from '../engine/scope';
 import type { Tensor } from '../engine/tensor';
 import { full, mulScalar } from '../kernels/elementwise';
@@ -28,7 +27,7 @@ import type { TrainFileSystem } from './files';
 import type { Preset, RunOptions } from './options';
 import type { BaseStageConfig, Json, Stage, StageContext, StageFactory, StageMetadata, StepOutput, ValidationResult } from './stage';
 import {
-  adoptDatasetEpoch, hostTensors, loadOptimizer, optimizerMeta, optimizerTensors, PHANTOM_CACHE_BYTES, scheduleLr, subjectEpochs, subjectSplits, validationMeans,
+  adoptDatasetEpoch, hostTensors, loadOptimizer, optimizerMeta, optimizerTensors, PHANTOM_CACHE_BYTES, scheduleLr, StageAmp, subjectEpochs, subjectSplits, validationMeans,
   type AdamWStageConfig, type EpochStageConfig, type OptimizerMeta,
 } from './stage-common';
 import { discriminatorLoss, generatorLoss, REFERENCE_LOSS_WEIGHTS, type VaeLossWeights } from './stage-vae-loss';
@@ -108,6 +107,8 @@ export class VaeStage implements Stage<CineBatch> {
   readonly vaeNames: string[];
   readonly discParams: Tensor[];
   readonly discNames: string[];
+  /** Mixed precision (--amp): one loss scaler for both optimizers, as the reference's shared GradScaler. */
+  private readonly amp: StageAmp;
 
   constructor(
     readonly config: VaeStageConfig,
@@ -129,6 +130,7 @@ export class VaeStage implements Stage<CineBatch> {
     const discNamed = discriminator.namedParameters();
     this.discParams = discNamed.map(([, t]) => t);
     this.discNames = discNamed.map(([n]) => n);
+    this.amp = StageAmp.create(context.engine, config.amp);
   }
 
   private setDiscriminatorTrainable(on: boolean): void {
@@ -148,19 +150,21 @@ export class VaeStage implements Stage<CineBatch> {
     let g: ReturnType<typeof generatorLoss> & { detached: Tensor };
     try {
       g = tidy(() => {
-        const { reconstruction, posterior } = this.vae.forward(x, { gen: this.sampleGen });
-        const out = generatorLoss({
-          x, reconstruction, posterior, lpips: this.lpips, discriminator: adversarial ? this.discriminator : null,
-          lastLayer: this.vae.decoder.convOut.weight, weights: c.loss,
+        const { out, reconstruction } = this.amp.autocast(() => {
+          const { reconstruction, posterior } = this.vae.forward(x, { gen: this.sampleGen });
+          const out = generatorLoss({
+            x, reconstruction, posterior, lpips: this.lpips, discriminator: adversarial ? this.discriminator : null,
+            lastLayer: this.vae.decoder.convOut.weight, weights: c.loss,
+          });
+          return { out, reconstruction };
         });
-        backward(out.loss);
+        this.amp.backward(out.loss);
         return { ...out, detached: reconstruction.share() };
       });
     } finally {
       this.setDiscriminatorTrainable(true);
     }
-    const gradNorm = clipGradNorm(this.vaeParams, c.clipNorm);
-    this.vaeOptimizer.step();
+    const gradNorm = this.amp.clipAndStep(this.vaeOptimizer, this.vaeParams, c.clipNorm);
     this.vaeOptimizer.zeroGrad();
 
     // Discriminator step on the same reconstructions.
@@ -168,13 +172,14 @@ export class VaeStage implements Stage<CineBatch> {
     let dGradNorm: Tensor;
     if (adversarial) {
       const d = tidy(() => {
-        const out = discriminatorLoss(this.discriminator, x, g.detached);
-        backward(out.loss);
+        const out = this.amp.autocast(() => discriminatorLoss(this.discriminator, x, g.detached));
+        this.amp.backward(out.loss);
         return out;
       });
       dLoss = d.loss;
       d.logitsReal.dispose();
       d.logitsFake.dispose();
+      this.amp.unscale(this.discOptimizer);
       dGradNorm = clipGradNorm(this.discParams, c.clipNorm);
     } else {
       // Before discStart the reference's discriminator loss is multiplied by 0: its gradients are zero,
@@ -184,7 +189,7 @@ export class VaeStage implements Stage<CineBatch> {
       dLoss = full(x.backend, [], 0);
       dGradNorm = full(x.backend, [], 0);
     }
-    this.discOptimizer.step();
+    this.amp.step(this.discOptimizer);
     this.discOptimizer.zeroGrad();
     g.detached.dispose();
     // Without LPIPS, nll is the L1 tensor itself (logged as l1).
@@ -192,7 +197,7 @@ export class VaeStage implements Stage<CineBatch> {
     x.dispose();
     const scalars: Record<string, Tensor> = { loss: g.loss, l1: g.l1 };
     if (g.lpips) scalars.lpips = g.lpips;
-    Object.assign(scalars, { kl: g.kl, penalty: g.penalty, gAdv: g.gAdv, wAdv: g.wAdv, dLoss, gradNorm, dGradNorm });
+    Object.assign(scalars, { kl: g.kl, penalty: g.penalty, gAdv: g.gAdv, wAdv: g.wAdv, dLoss, gradNorm, dGradNorm }, this.amp.endStep());
     return { scalars, lr };
   }
 
@@ -232,6 +237,7 @@ export class VaeStage implements Stage<CineBatch> {
     await hostTensors(this.discriminator.stateDict(), 'disc.', out);
     await optimizerTensors(this.vaeOptimizer, this.vaeNames, this.vaeParams, 'optim.vae.', out);
     await optimizerTensors(this.discOptimizer, this.discNames, this.discParams, 'optim.disc.', out);
+    await this.amp.sync();
     return out;
   }
 
@@ -244,6 +250,7 @@ export class VaeStage implements Stage<CineBatch> {
         disc: optimizerMeta(this.discOptimizer, this.discNames) as unknown as Json,
       },
       generators,
+      ...this.amp.metadata(),
     };
   }
 
@@ -260,9 +267,11 @@ export class VaeStage implements Stage<CineBatch> {
       if (!gens.lpips) throw new Error('checkpoint has no LPIPS dropout generator state, but this run uses LPIPS');
       advanceTo(this.lpipsGen, gens.lpips);
     }
+    this.amp.load(metadata);
   }
 
   dispose(): void {
+    this.amp.dispose();
     this.vaeOptimizer.dispose();
     this.discOptimizer.dispose();
     this.vae.dispose();
@@ -292,6 +301,7 @@ export const vaeStage: StageFactory<VaeStageConfig> & { afterTraining: typeof wr
       data: options.data ?? null,
       model: preset.model, input: { ...preset.input },
       lr: o.lr ?? preset.lr, minLr: 1e-6, betas: [0.5, 0.9], eps: 1e-8, weightDecay: 0.02, clipNorm: 3,
+      ...(options.amp ? { amp: true } : {}),
       loss: { ...REFERENCE_LOSS_WEIGHTS }, discStart: o.discStart ?? preset.discStart, lpipsWeights: options.lpipsWeights ?? null,
       epochs, stepsPerEpoch, trainSubjects, valSubjects: preset.valSubjects, valBatchSize: batchSize,
       perEpoch: schedule.perEpoch,

@@ -200,15 +200,21 @@ export class Trainer {
       pending = null;
       const raw = await read.values;
       const values: Record<string, number> = {};
-      read.names.forEach((n, i) => (values[n] = raw[i]));
+      // Mixed precision: the loss scaler's scalars (`amp.*`) go to their own field, not to the loss curves.
+      const amp: Record<string, number> = {};
+      read.names.forEach((n, i) => {
+        if (n.startsWith('amp.')) amp[n.slice(4)] = raw[i];
+        else values[n] = raw[i];
+      });
       const now = performance.now();
       // Steps/s from the second completed step on: the first one includes pipeline compilation.
       if (!rateStart) rateStart = { step: read.step, time: now };
       else stepsPerSecond = (read.step - rateStart.step) / ((now - rateStart.time) / 1000);
       const memory = engine.memory();
-      const record: TrainRecord = {
+      const record: TrainRecord & { amp?: Record<string, number> } = {
         type: 'train', step: read.step, epoch: read.epoch, lr: read.lr, values, time: elapsed(), stepsPerSecond,
         memory: { liveMiB: memory.liveBytes / 2 ** 20, peakMiB: memory.peakBytes / 2 ** 20 },
+        ...(Object.keys(amp).length ? { amp } : {}),
       };
       await this.metrics.append(record);
       progress.update({ step: read.step, totalSteps: total, epoch: read.epoch, values, stepsPerSecond });
