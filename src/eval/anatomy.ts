@@ -3,7 +3,11 @@
  * cavity of area A scaled isotropically in 3-D has volume ~ A^1.5), EF = (EDV - ESV) / EDV with EDV from
  * the largest and ESV from the smallest area of the curve, and the Pearson correlation of two curves.
  */
-import { segmentLvClip, type Point, type SegmentationOptions } from './segmentation';
+import { cropResizeFrame } from '../data/preprocess/cmr';
+import { lvCavityRegion, segmentLvClip, type LvCavityParams, type Point, type SegmentationOptions } from './segmentation';
+
+/** Frame size of the phantom's rendering: the LV centre and the segmentation's pixel radii are in its units. */
+export const PHANTOM_FRAME_SIZE = 96;
 
 export interface VolumeProxies {
   edvProxy: number;
@@ -91,6 +95,36 @@ export interface ClipAnatomyMetrics {
   centreSource: 'phantom-params' | 'default' | 'given';
   predMissedFrames: number;
   gtMissedFrames: number;
+  /**
+   * Set when the clips were not 96 × 96: each frame was resized (bilinear) to the phantom's 96 × 96 before
+   * segmentation, so areas are in phantom pixels, and the true curve was resampled to the clips' frames.
+   */
+  resampledFrom: { height: number; width: number } | null;
+  /** Whether the phantom's end-diastolic cavity bounded the segmentation (resized clips with known parameters). */
+  cavityBounded: boolean;
+}
+
+/**
+ * Square clips of another size (a model trained at 32 × 32, say) back on the phantom's pixel grid: the data
+ * layer made them by resizing the 96 × 96 rendering (a square needs no crop), so resizing back puts the LV
+ * where the phantom parameters say it is. Each frame is resized alone; the frame count is kept.
+ */
+function toPhantomGrid(clip: Float32Array, frames: number, height: number, width: number): Float32Array {
+  const size = PHANTOM_FRAME_SIZE;
+  const out = new Float32Array(frames * size * size);
+  for (let f = 0; f < frames; f++) out.set(cropResizeFrame(clip.subarray(f * height * width, (f + 1) * height * width), height, width, size), f * size * size);
+  return out;
+}
+
+/** A curve over one cycle at `frames` points, frame j at source position j·n/frames (cyclic linear), as resampleCyclic does. */
+export function resampleCurveCyclic(curve: readonly number[], frames: number): number[] {
+  const n = curve.length;
+  return Array.from({ length: frames }, (_, j) => {
+    const s = (j * n) / frames;
+    const i0 = Math.floor(s) % n;
+    const w = s - Math.floor(s);
+    return (1 - w) * curve[i0] + w * curve[(i0 + 1) % n];
+  });
 }
 
 /** Segments both clips with the same method and centre, then compares their area curves (and the truth). */
@@ -99,11 +133,27 @@ export function clipAnatomyMetrics(
   gt: Float32Array,
   shape: { frames: number; height: number; width: number },
   centre: Point,
-  options: { trueArea?: number[] | null; centreSource?: ClipAnatomyMetrics['centreSource']; segmentation?: SegmentationOptions } = {},
+  options: {
+    trueArea?: number[] | null;
+    centreSource?: ClipAnatomyMetrics['centreSource'];
+    segmentation?: SegmentationOptions;
+    /** Phantom geometry of the ground-truth subject: on clips that are not 96 × 96 it bounds the cavity (lvCavityRegion). */
+    cavity?: LvCavityParams | null;
+  } = {},
 ): ClipAnatomyMetrics {
-  const p = segmentLvClip(pred, shape.frames, shape.height, shape.width, centre, options.segmentation);
-  const g = segmentLvClip(gt, shape.frames, shape.height, shape.width, centre, options.segmentation);
-  const truth = options.trueArea && options.trueArea.length === shape.frames ? options.trueArea : null;
+  const { frames, height, width } = shape;
+  const native = height === PHANTOM_FRAME_SIZE && width === PHANTOM_FRAME_SIZE;
+  if (!native && height !== width) throw new Error(`anatomy metrics need square frames (the phantom's geometry), got ${height}x${width}`);
+  const onGrid = (clip: Float32Array) => (native ? clip : toPhantomGrid(clip, frames, height, width));
+  const size = PHANTOM_FRAME_SIZE;
+  // On a resized coarse clip the walls are blurred and the cavity would run into the RV and atria; the
+  // subject's end-diastolic cavity (+3 px) bounds it, identically for both clips.
+  const allowed = !native && options.cavity ? lvCavityRegion(options.cavity, size) : null;
+  const segmentation: SegmentationOptions = native ? { ...options.segmentation } : { ...options.segmentation, allowed: options.segmentation?.allowed ?? allowed };
+  const p = segmentLvClip(onGrid(pred), frames, size, size, centre, segmentation);
+  const g = segmentLvClip(onGrid(gt), frames, size, size, centre, segmentation);
+  const trueArea = options.trueArea ?? null;
+  const truth = trueArea && trueArea.length > 1 ? (trueArea.length === frames ? trueArea : resampleCurveCyclic(trueArea, frames)) : null;
   return {
     predArea: p.area,
     gtArea: g.area,
@@ -113,5 +163,7 @@ export function clipAnatomyMetrics(
     centreSource: options.centreSource ?? 'given',
     predMissedFrames: p.missedFrames.length,
     gtMissedFrames: g.missedFrames.length,
+    resampledFrom: native ? null : { height, width },
+    cavityBounded: allowed !== null,
   };
 }

@@ -14,7 +14,7 @@ import type { ClipSet } from './inputs';
 export interface SubjectMeta {
   id: string;
   cls?: string;
-  params?: { orientationDeg: number; centerX: number; centerY: number; lvCavityLength: number };
+  params?: { orientationDeg: number; centerX: number; centerY: number; lvCavityLength: number; lvCavityRadius?: number };
   truth?: { lvArea?: number[]; efProxy?: number };
 }
 
@@ -109,7 +109,9 @@ export async function evaluateClipSets(pred: ClipSet, gt: ClipSet, options: Eval
     if (options.anatomy !== false) {
       const { centre, source } = centreFor(meta, fallback);
       if (source !== 'phantom-params') defaultCentreUsed++;
-      anatomy = clipAnatomyMetrics(pred.clips[k], gt.clips[k], shape, centre, { trueArea: meta?.truth?.lvArea ?? null, centreSource: source });
+      const params = meta?.params;
+      const cavity = params && params.lvCavityRadius !== undefined ? { ...params, lvCavityRadius: params.lvCavityRadius } : null;
+      anatomy = clipAnatomyMetrics(pred.clips[k], gt.clips[k], shape, centre, { trueArea: meta?.truth?.lvArea ?? null, centreSource: source, cavity });
     }
     perClip.push({
       index: k,
@@ -125,6 +127,9 @@ export async function evaluateClipSets(pred: ClipSet, gt: ClipSet, options: Eval
       anatomy,
     });
     options.onProgress?.(k + 1, pred.clips.length);
+  }
+  if (options.anatomy !== false && (shape.height !== 96 || shape.width !== 96)) {
+    notes.push(`anatomy: ${shape.height}x${shape.width} frames were resized (bilinear) to the phantom's 96x96 before segmentation, which was bounded by each subject's end-diastolic LV cavity (+3 px) where the metadata gives it; areas are in phantom pixels and the true area curve was resampled to ${shape.frames} frames`);
   }
   if (defaultCentreUsed) notes.push(`${defaultCentreUsed} clip(s) had no phantom parameters: the LV centre of a mid-range phantom was used (${fallback.x.toFixed(1)}, ${fallback.y.toFixed(1)})`);
 

@@ -30,6 +30,11 @@ export interface SegmentationOptions {
   minComponentSize?: number;
   /** 3x3 binomial smoothing before thresholding. Default true. */
   smooth?: boolean;
+  /**
+   * (H, W) mask of the pixels the cavity may occupy (1 = allowed); everything else counts as dark. A leak
+   * guard for coarse clips, where blurred walls let the cavity run into the neighbouring chambers.
+   */
+  allowed?: Uint8Array | null;
 }
 
 export interface ClipSegmentation {
@@ -61,6 +66,44 @@ export function lvCentreFromParams(params: { orientationDeg: number; centerX: nu
   const baseY = params.centerY - 8 * ay + 2 * py;
   const origin = params.lvCavityLength * (1 - 1 / 1.6);
   return { x: baseX + origin * ax, y: baseY + origin * ay };
+}
+
+/** The phantom parameters that place the end-diastolic LV cavity (src/data/phantom/cine.ts). */
+export interface LvCavityParams {
+  orientationDeg: number;
+  centerX: number;
+  centerY: number;
+  lvCavityLength: number;
+  lvCavityRadius: number;
+}
+
+/**
+ * Pixels within `margin` px of the phantom's end-diastolic LV cavity (96 × 96 grid): the truncated ellipse
+ * of cine.ts (apex at L along the long axis from the mitral-plane centre, semi-axes L/1.6 and the cavity
+ * radius, cut at the mitral plane). Every later frame's cavity lies inside it (systole only shrinks it;
+ * the base descends towards the apex), so it bounds the cavity of a faithful clip in every frame.
+ */
+export function lvCavityRegion(params: LvCavityParams, size = 96, margin = 3): Uint8Array {
+  const angle = ((-90 + 25 + params.orientationDeg) * Math.PI) / 180;
+  const ax = Math.cos(angle);
+  const ay = Math.sin(angle);
+  const baseX = params.centerX + 4 - 8 * ax + 2 * -ay;
+  const baseY = params.centerY - 8 * ay + 2 * ax;
+  const L = params.lvCavityLength;
+  const a = L / 1.6 + margin;
+  const b = params.lvCavityRadius + margin;
+  const uc = L - L / 1.6;
+  const out = new Uint8Array(size * size);
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const dx = x - baseX;
+      const dy = y - baseY;
+      const u = dx * ax + dy * ay;
+      const v = -dx * ay + dy * ax;
+      if (u >= -margin && ((u - uc) / a) ** 2 + (v / b) ** 2 <= 1) out[y * size + x] = 1;
+    }
+  }
+  return out;
 }
 
 /** The LV centre of a phantom with mid-range parameters; a fallback when no metadata is given. */
@@ -259,9 +302,11 @@ export function segmentLvClip(clip: Float32Array | Float64Array, frames: number,
   for (const frame of smoothed) for (const p of roi) roiValues.push(frame[p]);
   const firstThreshold = otsuThreshold(roiValues);
 
+  const allowed = options.allowed ?? null;
+  if (allowed && allowed.length !== plane) throw new Error(`segmentLvClip: allowed mask has ${allowed.length} pixels, frames ${plane}`);
   const segmentAll = (threshold: number) => smoothed.map((frame) => {
     const bright = new Uint8Array(plane);
-    for (let i = 0; i < plane; i++) bright[i] = frame[i] > threshold ? 1 : 0;
+    for (let i = 0; i < plane; i++) bright[i] = frame[i] > threshold && (!allowed || allowed[i]) ? 1 : 0;
     return pickComponent(bright, height, width, centre, maxDistance, minSize);
   });
 
