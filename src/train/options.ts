@@ -3,7 +3,7 @@
  * into its own resolved configuration. Parsing lives here so every stage accepts the same flags.
  */
 
-export const PRESETS = ['tiny', 'small', 'paper'] as const;
+export const PRESETS = ['tiny', 'cpu', 'small', 'paper'] as const;
 export type Preset = (typeof PRESETS)[number];
 
 /** Values given on the command line; anything left undefined falls back to the preset. */
@@ -40,13 +40,16 @@ export interface RunOptions {
   amp?: boolean;
   /** No progress bar (metrics are still logged). */
   quiet: boolean;
+  /** Kernel-profile this many steps (profile.json / profile.txt in the run directory); 0 = off. */
+  profileSteps?: number;
 }
 
 export const USAGE = `usage: npm run train -- --stage ecg [options]
 
   --stage ecg|vae|flow   training stage: ecg (PA-MAE), vae (3-D VAE), flow (DiT; needs --vae-run, --ecg-run); optional with --resume
-  --config tiny|small|paper
-                         preset (default tiny: trains in well under a minute on lavapipe)
+  --config tiny|cpu|small|paper
+                         preset (default tiny: trains in well under a minute on lavapipe; cpu: a chain
+                         sized for a CPU adapter, tens of minutes; small/paper: for a GPU)
   --steps N              total optimizer steps (overrides --epochs)
   --epochs N             epochs (total steps = epochs × batches per epoch)
   --batch N              batch size (samples per step)
@@ -66,6 +69,7 @@ export const USAGE = `usage: npm run train -- --stage ecg [options]
   --plot-every N         redraw loss.svg every N steps (default 25)
   --log-every N          progress line every N steps when stderr is not a terminal (default 10)
   --quiet                no progress output
+  --profile N            time every GPU kernel of N steps (after the first) → profile.txt, profile.json
 `;
 
 const INTEGER_FLAGS: Record<string, keyof RunOverrides> = {
@@ -111,7 +115,12 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
     else if (flag === '--lpips-weights') options.lpipsWeights = value();
     else if (flag === '--vae-run') options.vaeRun = value();
     else if (flag === '--ecg-run') options.ecgRun = value();
-    else if (flag === '--lr') {
+    else if (flag === '--profile') {
+      const raw = value();
+      const n = Number(raw);
+      if (!Number.isInteger(n) || n < 0) throw new UsageError(`--profile must be an integer ≥ 0, got '${raw}'`);
+      options.profileSteps = n;
+    } else if (flag === '--lr') {
       const raw = value();
       const lr = Number(raw);
       if (!(lr > 0 && Number.isFinite(lr))) throw new UsageError(`--lr must be a positive number, got '${raw}'`);

@@ -40,11 +40,13 @@ interface EcgPreset {
 
 /**
  * tiny: the 12 × 400 tiny model on 96 phantom subjects, 4 epochs of 12 steps; lr 1e-3 (10× the paper's,
- * so the curve moves within ~50 steps). small/paper: the paper's optimisation on the half-width and the
+ * so the curve moves within ~50 steps). cpu: the same model trained longer on more subjects (256 steps), the
+ * ECG stage of the chain sized for a CPU adapter (see docs/TRAINING.md). small/paper: the paper's optimisation on the half-width and the
  * paper model (batch 32, 100 epochs for paper).
  */
 const ECG_PRESETS: Record<Preset, EcgPreset> = {
   tiny: { model: PAMAE_CONFIGS.tiny, batchSize: 8, lr: 1e-3, epochs: 4, trainSubjects: 96, valSubjects: 16 },
+  cpu: { model: PAMAE_CONFIGS.tiny, batchSize: 16, lr: 1e-3, epochs: 8, trainSubjects: 512, valSubjects: 32 },
   small: { model: PAMAE_CONFIGS.small, batchSize: 8, lr: 1e-4, epochs: 20, trainSubjects: 1024, valSubjects: 128 },
   paper: { model: PAMAE_CONFIGS.paper, batchSize: 32, lr: 1e-4, epochs: 100, trainSubjects: 4096, valSubjects: 512 },
 };

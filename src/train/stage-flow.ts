@@ -76,11 +76,13 @@ const widthOf = (c: DitConfig): DitWidth => ({ hiddenSize: c.hiddenSize, depth: 
 
 /**
  * tiny: the golden-test DiT width on whatever latents the VAE run produced, lr 1e-3 (10× the paper's, so
- * a curve moves within tens of steps). small/paper: the paper's optimisation (10 epochs; batch 4 as [S1]
+ * a curve moves within tens of steps). cpu: a 64-wide, 3-block DiT for the `cpu` chain (lavapipe-sized).
+ * small/paper: the paper's optimisation (10 epochs; batch 4 as [S1]
  * reports, the code's 2 LMDB files being of unknown subject count).
  */
 const FLOW_PRESETS: Record<Preset, FlowPreset> = {
   tiny: { ditWidth: widthOf(DIT_CONFIGS.tiny), batchSize: 4, lr: 1e-3, epochs: 4, valSubjects: 8 },
+  cpu: { ditWidth: { hiddenSize: 64, depth: 3, numHeads: 4, mlpRatio: 4, frequencyEmbeddingSize: 64 }, batchSize: 8, lr: 5e-4, epochs: 8, valSubjects: 16 },
   small: { ditWidth: widthOf(DIT_CONFIGS.small), batchSize: 4, lr: 1e-4, epochs: 10, valSubjects: 64 },
   paper: { ditWidth: widthOf(DIT_CONFIGS.paper), batchSize: 4, lr: 1e-4, epochs: 10, valSubjects: 256 },
 };

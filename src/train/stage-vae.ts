@@ -61,11 +61,14 @@ interface VaePreset {
 /**
  * tiny: the test-sized VAE on 4 × 32 × 32 clips (32 is the smallest frame the tiny PatchGAN's five
  * convolutions accept), lr 1e-3 (20× the paper's, so the curve moves within ~40 steps), GAN from step 20.
+ * cpu: a VAE sized for a CPU adapter on 12 × 32 × 32 clips (latent 4 × 12 × 8 × 8), enough frames and pixels
+ * for the LV segmentation of the evaluation; lr 5e-4 (10× the paper's), GAN from step 144 of 192.
  * small: the narrow VAE on 10 × 48 × 48 (latent 4 × 10 × 6 × 6), GAN from step 500 of 1280.
  * paper: the released model and optimisation at 50 × 96 × 96, GAN from step 10,000.
  */
 const VAE_PRESETS: Record<Preset, VaePreset> = {
   tiny: { model: VAE_CONFIGS.tiny, input: { frames: 4, size: 32 }, batchSize: 2, lr: 1e-3, epochs: 5, discStart: 20, trainSubjects: 16, valSubjects: 4 },
+  cpu: { model: VAE_CONFIGS.cpu, input: { frames: 12, size: 32 }, batchSize: 4, lr: 5e-4, epochs: 3, discStart: 144, trainSubjects: 256, valSubjects: 16 },
   small: { model: VAE_CONFIGS.small, input: { frames: 10, size: 48 }, batchSize: 4, lr: 5e-5, epochs: 10, discStart: 500, trainSubjects: 512, valSubjects: 64 },
   paper: { model: VAE_CONFIGS.paper, input: { frames: 50, size: 96 }, batchSize: 1, lr: 5e-5, epochs: 10, discStart: 10_000, trainSubjects: 4096, valSubjects: 256 },
 };

@@ -27,6 +27,7 @@ import { writeFileAtomic, type TrainFileSystem } from './files';
 import { MetricsLog, type TrainRecord } from './metrics';
 import { lossCurveSvg } from './plot';
 import { Progress, type ProgressSink } from './progress';
+import { formatKernelProfile, type KernelProfile } from '../engine/profiler';
 import { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, loadCheckpoint, saveCheckpoint, type CheckpointMeta, type CheckpointName } from './checkpoint';
 import type { BaseStageConfig, Json, Stage, StageBatches, StageFactory } from './stage';
 
@@ -42,6 +43,11 @@ export interface TrainerOptions {
   stopAfterStep?: number;
   /** Batches loaded ahead of the step that uses them. */
   prefetch?: number;
+  /**
+   * Time every kernel of this many steps (from the second step of this process on: the first compiles
+   * pipelines) and write `profile.json` and `profile.txt`; 0 = off. Profiled steps run slower.
+   */
+  profileSteps?: number;
 }
 
 export interface TrainSummary {
@@ -221,11 +227,15 @@ export class Trainer {
       if (config.plotEvery > 0 && read.step % config.plotEvery === 0) await this.plot();
     };
 
+    const profileFrom = startStep + 1;
+    const profileTo = profileFrom + (this.options.profileSteps ?? 0);
     while (this.step < stopAt) {
       const stepIndex = this.step;
       const epoch = Math.floor(stepIndex / bpe);
       const batch = await prefetch.get(stepIndex);
+      if (stepIndex === profileFrom && profileTo > profileFrom) engine.startProfile();
       const out = await this.stage.trainStep(batch, stepIndex);
+      if (stepIndex + 1 === Math.min(profileTo, stopAt) && stepIndex >= profileFrom) await this.writeProfile(await engine.stopProfile(), stepIndex + 1 - profileFrom, progress);
       const current: PendingRead = { step: stepIndex + 1, epoch, lr: out.lr, ...startReadback(engine, out.scalars) };
       this.step = stepIndex + 1;
       // Log the previous step while the device works on this one.
@@ -285,6 +295,14 @@ export class Trainer {
       await writeFileAtomic(fs, files.summary, JSON.stringify(summary, null, 1) + '\n');
     }
     return summary;
+  }
+
+  private async writeProfile(profile: KernelProfile, steps: number, progress: Progress): Promise<void> {
+    const perStep = { ...profile, steps, kernels: profile.kernels.map((k) => ({ ...k, msPerStep: k.totalMs / steps })) };
+    await writeFileAtomic(this.options.fs, this.path('profile.json'), JSON.stringify(perStep, null, 1) + '\n');
+    const table = `${steps} profiled step(s) of stage ${this.stage.name}\n${formatKernelProfile(profile, 40)}\n`;
+    await writeFileAtomic(this.options.fs, this.path('profile.txt'), table);
+    progress.note(`kernel profile of ${steps} step(s): ${(profile.totalMs / steps).toFixed(0)} ms GPU time per step; ${this.path('profile.txt')}`);
   }
 
   dispose(): void {
