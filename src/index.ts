@@ -32,3 +32,5 @@ export { Module, type LoadableTensor, type LoadOptions, type LoadReport } from '
 export * as layers from './models/layers';
 export * as init from './models/init';
 export * from './models/io';
+export { InceptionV3, IMAGENET_MEAN, IMAGENET_STD, type InceptionV3Options } from './models/inception-v3';
+export { I3d, samePadding, type I3dOptions, type I3dFeatureOptions } from './models/i3d';

@@ -5,11 +5,11 @@
 import { readFileSync } from 'node:fs';
 import { Engine } from '../engine/engine';
 import { NodeFileSystem } from '../data/node-fs';
-import { extractStateDict, readPth, readSafetensors } from '../models/io';
 import type { HostTensor } from '../models/module';
 import {
-  createLpipsScorer, evaluateClipSets, formatReport, loadClipSource, loadSubjectMeta, pooledPixelFeatures,
-  type ClipSet, type LpipsScorer, type SubjectMeta, type ValueRange,
+  createI3dExtractor, createInceptionExtractor, createLpipsScorer, evaluateClipSets, formatReport, FID_INPUT_SIZE, FVD_INPUT_SIZE,
+  FVD_MIN_FRAMES, loadClipSource, loadSubjectMeta, pooledPixelFeatures, readWeightFile,
+  type ClipSet, type FeatureExtractor, type FeatureNetExtractor, type LpipsScorer, type SubjectMeta, type ValueRange,
 } from '../eval/index';
 
 const USAGE = `usage: npm run evaluate -- --pred PATH --gt PATH [options]
@@ -20,9 +20,13 @@ const USAGE = `usage: npm run evaluate -- --pred PATH --gt PATH [options]
   --phantom-meta PATH    subject metadata for the anatomy metrics: meta.json, manifest.json or dataset dir
   --range auto|unit|signed|byte   input value range (default auto: >1.1 = 0-255, min < -0.05 = [-1,1])
   --lpips-weights FILE   LPIPS weights (.safetensors or .pth, lpips key layout, VGG16 or AlexNet)
-  --device gpu|cpu       engine for LPIPS (default gpu; cpu = the float64 reference backend, slow)
+  --device gpu|cpu       engine for LPIPS, FID and FVD (default gpu; cpu = the float64 reference backend, slow)
   --fd-pixels            Fréchet distance on 8x8 average-pooled frames (a sanity statistic, not FID)
-  --fid, --fvd           not available in this version (reported and skipped)
+  --fid-weights FILE     FID: torchvision inception_v3 IMAGENET1K_V1 state dict (.pth or .safetensors)
+  --fvd-weights FILE     FVD: VideoGPT's I3D i3d_pretrained_400.pt state dict (.pt or .safetensors)
+  --fid, --fvd           ask for FID / FVD; without the weights flag they are reported as skipped
+  --fid-size N, --fvd-size N   network input size (default 299 / 224, the reference's); other sizes are for
+                         smoke tests only and do not give FID / FVD values
   --no-anatomy           skip the LV segmentation metrics
   --limit N              evaluate only the first N matched clips
   --out FILE             JSON report (default: print the table only)
@@ -42,13 +46,20 @@ interface Args {
   fdPixels: boolean;
   fid: boolean;
   fvd: boolean;
+  fidWeights: string | null;
+  fvdWeights: string | null;
+  fidSize: number;
+  fvdSize: number;
   anatomy: boolean;
   limit: number | null;
   out: string | null;
   rows: number;
 }
 
-const FLAGS_WITH_VALUE = ['--pred', '--gt', '--split', '--phantom-meta', '--range', '--lpips-weights', '--device', '--limit', '--out', '--rows'];
+const FLAGS_WITH_VALUE = [
+  '--pred', '--gt', '--split', '--phantom-meta', '--range', '--lpips-weights', '--device', '--limit', '--out', '--rows',
+  '--fid-weights', '--fvd-weights', '--fid-size', '--fvd-size',
+];
 const SWITCHES = ['--fd-pixels', '--fid', '--fvd', '--no-anatomy'];
 
 function parseEvaluateArgs(argv: string[]): Args {
@@ -72,10 +83,20 @@ function parseEvaluateArgs(argv: string[]): Args {
   const limit = values.has('--limit') ? Number(values.get('--limit')) : null;
   if (limit !== null && !(Number.isInteger(limit) && limit > 0)) throw new UsageError('--limit must be a positive integer');
   const rows = Number(values.get('--rows') ?? 40);
+  const size = (flag: string, fallback: number) => {
+    const v = Number(values.get(flag) ?? fallback);
+    if (!(Number.isInteger(v) && v > 0)) throw new UsageError(`${flag} must be a positive integer`);
+    return v;
+  };
+  const fidWeights = values.get('--fid-weights') ?? null;
+  const fvdWeights = values.get('--fvd-weights') ?? null;
   return {
     pred, gt, split: values.get('--split') ?? 'test', phantomMeta: values.get('--phantom-meta') ?? null, range,
-    lpipsWeights: values.get('--lpips-weights') ?? null, device, fdPixels: switches.has('--fd-pixels'), fid: switches.has('--fid'),
-    fvd: switches.has('--fvd'), anatomy: !switches.has('--no-anatomy'), limit, out: values.get('--out') ?? null, rows: Number.isFinite(rows) ? rows : 40,
+    lpipsWeights: values.get('--lpips-weights') ?? null, device, fdPixels: switches.has('--fd-pixels'),
+    // A weights file implies the metric.
+    fid: switches.has('--fid') || fidWeights !== null, fvd: switches.has('--fvd') || fvdWeights !== null, fidWeights, fvdWeights,
+    fidSize: size('--fid-size', FID_INPUT_SIZE), fvdSize: size('--fvd-size', FVD_INPUT_SIZE),
+    anatomy: !switches.has('--no-anatomy'), limit, out: values.get('--out') ?? null, rows: Number.isFinite(rows) ? rows : 40,
   };
 }
 
@@ -101,10 +122,43 @@ function matchClips(pred: ClipSet, gt: ClipSet, notes: string[]): { pred: ClipSe
   return { pred: predIds ? pred : { ...pred, ids: pred.ids.map((id, r) => id ?? gt.ids[r]) }, gt: pick(gt, gtRows), gtRows };
 }
 
-async function loadLpipsWeights(path: string): Promise<Map<string, HostTensor>> {
-  const bytes = new Uint8Array(readFileSync(path));
-  if (path.toLowerCase().endsWith('.safetensors')) return readSafetensors(bytes, { name: path }).tensors as Map<string, HostTensor>;
-  return extractStateDict(readPth(bytes, { name: path })) as unknown as Map<string, HostTensor>;
+const loadWeights = (path: string): Map<string, HostTensor> => readWeightFile(new Uint8Array(readFileSync(path)), path);
+
+interface FrechetRequest {
+  extractor: FeatureNetExtractor<unknown>;
+  unit: 'frame' | 'clip';
+}
+
+/** The FID / FVD extractors the arguments ask for; a request that cannot run is reported through `say`. */
+async function featureNetworks(args: Args, getEngine: () => Promise<Engine>, frames: number, clips: number, say: (message: string) => void): Promise<FrechetRequest[]> {
+  const metrics = [
+    { name: 'FID (Inception-v3 frame features)', wanted: args.fid, weights: args.fidWeights, flag: '--fid-weights', size: args.fidSize, reference: FID_INPUT_SIZE, unit: 'frame', dims: 2048, samples: frames * clips, create: createInceptionExtractor },
+    { name: 'FVD (I3D clip features)', wanted: args.fvd, weights: args.fvdWeights, flag: '--fvd-weights', size: args.fvdSize, reference: FVD_INPUT_SIZE, unit: 'clip', dims: 1024, samples: clips, create: createI3dExtractor },
+  ] as const;
+  const out: FrechetRequest[] = [];
+  for (const m of metrics) {
+    if (!m.wanted) continue;
+    if (!m.weights) {
+      say(`${m.name} skipped: no weights given (${m.flag} FILE)`);
+      continue;
+    }
+    if (m.unit === 'clip' && m.size === FVD_INPUT_SIZE && frames < FVD_MIN_FRAMES) {
+      say(`${m.name} skipped: clips have ${frames} frames, the I3D's final average pool needs at least ${FVD_MIN_FRAMES}`);
+      continue;
+    }
+    const engine = await getEngine();
+    const label = m.name.slice(0, 3);
+    const onProgress = (done: number, total: number) => process.stderr.write(`\r${label} features: ${done}/${total} ${m.unit}s${done === total ? '\n' : ''}`);
+    const extractor = m.create(engine, loadWeights(m.weights), { inputSize: m.size, onProgress });
+    out.push({ extractor, unit: m.unit });
+    process.stderr.write(`${m.name}: weights from ${m.weights} on ${engine.kind}, network input ${m.size}x${m.size}\n`);
+    if (m.size !== m.reference) say(`${m.name} computed at ${m.size}x${m.size}, not the reference's ${m.reference}x${m.reference}: a smoke test, not comparable with ${label} values`);
+    if (m.samples <= m.dims) {
+      say(`${m.name}: ${m.samples} ${m.unit}s per set for ${m.dims}-d features, so the covariances are singular (rank ≤ ${m.samples - 1}); ` +
+        `the value is unstable and biased upwards until there are many more ${m.unit}s than ${m.dims}`);
+    }
+  }
+  return out;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -139,19 +193,19 @@ async function main(argv: string[]): Promise<number> {
     if (found < meta.length) notes.push(`metadata found for ${found} of ${meta.length} clips`);
   }
 
-  for (const [flag, name] of [[args.fid, 'FID (Inception-v3 frame features)'], [args.fvd, 'FVD (I3D clip features)']] as const) {
-    if (!flag) continue;
-    const message = `${name} is not available in this version: its feature network is not implemented; skipped`;
+  let engine: Engine | null = null;
+  const getEngine = async () => (engine ??= args.device === 'cpu' ? Engine.cpu() : await Engine.webgpu());
+  const say = (message: string) => {
     process.stderr.write(`${message}\n`);
     notes.push(message);
-  }
-
-  let engine: Engine | null = null;
+  };
   let lpips: LpipsScorer | null = null;
+  let networks: FrechetRequest[] = [];
   try {
+    networks = await featureNetworks(args, getEngine, pred.frames, pred.clips.length, say);
     if (args.lpipsWeights) {
-      const weights = await loadLpipsWeights(args.lpipsWeights);
-      engine = args.device === 'cpu' ? Engine.cpu() : await Engine.webgpu();
+      const weights = loadWeights(args.lpipsWeights);
+      engine = await getEngine();
       lpips = createLpipsScorer(engine, weights);
       process.stderr.write(`LPIPS: ${lpips.backbone} weights from ${args.lpipsWeights} on ${engine.kind}\n`);
       if (lpips.backbone === 'vgg16') notes.push('LPIPS uses VGG16 features; the reference evaluation used AlexNet (values are not comparable)');
@@ -161,12 +215,15 @@ async function main(argv: string[]): Promise<number> {
       meta,
       anatomy: args.anatomy,
       lpips,
-      frechet: args.fdPixels ? [{ extractor: pooledPixelFeatures(8), unit: 'frame' }] : [],
+      frechet: [
+        ...(args.fdPixels ? [{ extractor: pooledPixelFeatures(8) as FeatureExtractor, unit: 'frame' as const }] : []),
+        ...networks,
+      ],
       onProgress: (done, total) => {
-        if (done === total || done % 10 === 0) process.stderr.write(`\r${done}/${total} clips`);
+        if (done === total || done % 10 === 0) process.stderr.write(`\r${done}/${total} clips${done === total ? '\n' : ''}`);
       },
     });
-    process.stderr.write(` (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+    process.stderr.write(`evaluated in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     report.notes.unshift(...notes);
     process.stdout.write(`${formatReport(report, args.rows)}\n`);
     if (args.out) {
@@ -176,7 +233,8 @@ async function main(argv: string[]): Promise<number> {
     }
   } finally {
     lpips?.dispose();
-    engine?.destroy();
+    for (const n of networks) n.extractor.dispose();
+    (engine as Engine | null)?.destroy();
   }
   return 0;
 }

@@ -9,6 +9,12 @@ import { writeSyntheticDataset } from '../../src/data/dataset';
 import { readNpy, toFloat32, writeNpy } from '../../src/data/npy';
 import { loadClipSource, loadSubjectMeta } from '../../src/eval/sources';
 import { clipSetFromArray, detectRange } from '../../src/eval/inputs';
+import { Engine } from '../../src/engine/engine';
+import { Generator } from '../../src/kernels/random';
+import { HostTensor, writeSafetensors } from '../../src/models/io';
+import type { Module } from '../../src/models/module';
+import { InceptionV3 } from '../../src/models/inception-v3';
+import { I3d } from '../../src/models/i3d';
 
 let dir = '';
 beforeAll(async () => {
@@ -35,12 +41,12 @@ function evaluate(args: string[]) {
 }
 
 describe('npm run evaluate', () => {
-  it('per-subject directory vs dataset: JSON per clip and aggregate, table, FID refused politely', () => {
+  it('per-subject directory vs dataset: JSON per clip and aggregate, table, FID/FVD without weights skipped politely', () => {
     const out = join(dir, 'report.json');
     const r = evaluate(['--pred', join(dir, 'pred'), '--gt', join(dir, 'ds'), '--fid', '--fvd', '--fd-pixels', '--out', out]);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/FID .*not available in this version/);
-    expect(r.stderr).toMatch(/FVD .*not available in this version/);
+    expect(r.stderr).toMatch(/FID .*skipped: no weights given \(--fid-weights FILE\)/);
+    expect(r.stderr).toMatch(/FVD .*skipped: no weights given \(--fvd-weights FILE\)/);
     expect(r.stdout).toMatch(/PSNR \(dB, per-clip means\)/);
     const report = JSON.parse(readFileSync(out, 'utf8'));
     expect(report.clips).toBe(3); // floor(6 x 0.66) test subjects
@@ -59,6 +65,50 @@ describe('npm run evaluate', () => {
     expect(report.perClip[0].psnrPerFrame).toHaveLength(50);
     expect(report.notes.join(' ')).toMatch(/FID/);
   }, 60_000);
+
+  it('--fid-weights / --fvd-weights (full-size networks, small smoke-test inputs) write FID and FVD into the report', () => {
+    // Full-size state dicts with He-scaled pseudo-random convolutions and identity BatchNorms.
+    const writeWeights = (model: Module, path: string) => {
+      let s = 11;
+      const tensors = new Map<string, HostTensor>();
+      for (const [key, t] of model.stateDict()) {
+        const data = new Float32Array(t.size);
+        if (key.endsWith('.weight') && t.rank > 1) {
+          const bound = Math.sqrt(6 / (t.size / t.shape[0]));
+          for (let i = 0; i < data.length; i++) {
+            s = (s * 1664525 + 1013904223) >>> 0;
+            data[i] = (s / 2 ** 32 - 0.5) * 2 * bound;
+          }
+        } else if (key.endsWith('bn.weight') || key.endsWith('running_var')) data.fill(1);
+        tensors.set(key, new HostTensor('f32', t.shape, data));
+      }
+      model.dispose();
+      writeFileSync(path, writeSafetensors(tensors));
+    };
+    const ctx = { backend: Engine.cpu().backend, gen: new Generator(0) };
+    writeWeights(new InceptionV3(ctx), join(dir, 'inception.safetensors'));
+    writeWeights(new I3d(ctx), join(dir, 'i3d.safetensors'));
+    // 3 clips of 3 frames at 16x16; the prediction is a shifted copy.
+    const gt = Float32Array.from({ length: 3 * 3 * 16 * 16 }, (_, i) => 0.5 + 0.4 * Math.sin(i * 0.37));
+    writeFileSync(join(dir, 'small-gt.npy'), writeNpy(gt, [3, 1, 3, 16, 16]));
+    writeFileSync(join(dir, 'small-pred.npy'), writeNpy(gt.map((v) => Math.min(1, v + 0.1)), [3, 1, 3, 16, 16]));
+    const out = join(dir, 'small-report.json');
+    const r = evaluate(['--pred', join(dir, 'small-pred.npy'), '--gt', join(dir, 'small-gt.npy'), '--no-anatomy', '--out', out,
+      '--fid-weights', join(dir, 'inception.safetensors'), '--fid-size', '75', '--fvd-weights', join(dir, 'i3d.safetensors'), '--fvd-size', '32']);
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(out, 'utf8'));
+    const byName = Object.fromEntries(report.aggregate.frechet.map((f: { extractor: string }) => [f.extractor, f]));
+    expect(byName['fid-inception-v3-75px']).toMatchObject({ unit: 'frame', dims: 2048 });
+    expect(byName['fvd-i3d-32px']).toMatchObject({ unit: 'clip', dims: 1024 });
+    for (const f of Object.values(byName) as { distance: number; meanTerm: number }[]) {
+      expect(Number.isFinite(f.distance) && f.distance > 0).toBe(true);
+      expect(f.meanTerm).toBeGreaterThan(0);
+    }
+    expect(r.stdout).toMatch(/Fréchet distance \(fid-inception-v3-75px, per frame, 2048-d\)/);
+    const notes = report.notes.join(' ');
+    expect(notes).toMatch(/not the reference's 299x299/);
+    expect(notes).toMatch(/FVD .*3 clips per set for 1024-d features, so the covariances are singular/);
+  }, 120_000);
 
   it('usage errors exit with status 2', () => {
     const r = evaluate(['--pred', join(dir, 'pred')]);

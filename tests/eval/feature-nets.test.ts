@@ -9,12 +9,14 @@ import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine';
 import { tidy } from '../../src/engine/scope';
-import { writeSafetensors } from '../../src/models/io';
+import { HostTensor as FileTensor, writeSafetensors } from '../../src/models/io';
 import type { HostTensor } from '../../src/models/module';
 import { InceptionV3 } from '../../src/models/inception-v3';
 import { I3d } from '../../src/models/i3d';
 import { createI3dExtractor, createInceptionExtractor, i3dInput, inceptionInput, readWeightFile } from '../../src/eval/feature-nets';
 import { frechetDistance, gaussianStats } from '../../src/eval/frechet';
+import { evaluateClipSets } from '../../src/eval/report';
+import type { ClipSet } from '../../src/eval/inputs';
 import { cpu, gpuEngine, releaseGpu } from '../helpers/oracle';
 import { expectRelativeNear, goldenNpy, initContext } from '../helpers/golden';
 
@@ -100,7 +102,8 @@ describe.each(engines)('Inception-v3 (FID) on %s', (_, getEngine) => {
   it('preprocessing (resize 20→75, ImageNet normalisation, transform_input) and 2048-d features match torchvision', async () => {
     const e = await getEngine();
     const frames = hashedInput('inception_frames', 2 * 20 * 20);
-    const extractor = createInceptionExtractor(e, inceptionWeights, { inputSize: 75 });
+    // One frame per batch on the GPU: the batch offsets are checked against the oracle too.
+    const extractor = createInceptionExtractor(e, inceptionWeights, { inputSize: 75, batch: e.kind === 'webgpu' ? 1 : undefined });
     const input = tidy(() => extractor.model.applyTransformInput(inceptionInput(e.backend, frames, 1, 20, 20, 75)));
     expectNear(await input.dataF64(), npy('inception_input').data, tolerance(e), 'network input of frame 0');
     input.dispose();
@@ -153,4 +156,95 @@ describe.each(engines)('I3D (FVD) on %s', (_, getEngine) => {
     expectNear(features, npy('i3d_full_features').data, tolerance(e), 'features');
     extractor.dispose();
   }, 600_000);
+});
+
+describe('weights files', () => {
+  it('a wrong, missing or mis-shaped key is an error naming it; AuxLogits/fc/logits are ignored', () => {
+    const renamed = new Map(inceptionWeights);
+    renamed.set('Mixed_6b.branch7x7_2.conv.weights', renamed.get('Mixed_6b.branch7x7_2.conv.weight')!);
+    renamed.delete('Mixed_6b.branch7x7_2.conv.weight');
+    expect(() => createInceptionExtractor(cpu, renamed)).toThrow(/Inception-v3 \(FID\) weights: .*missing key.*Mixed_6b\.branch7x7_2\.conv\.weight.*unexpected key.*Mixed_6b\.branch7x7_2\.conv\.weights/);
+    const missing = new Map(i3dWeights);
+    missing.delete('Conv3d_1a_7x7.bn.running_var');
+    expect(() => createI3dExtractor(cpu, missing)).toThrow(/I3D \(FVD\) weights: .*Conv3d_1a_7x7\.bn\.running_var/);
+    const misShaped = new Map(i3dWeights);
+    misShaped.set('Mixed_4c.b1b.conv3d.weight', { shape: [224, 112, 1, 3, 3], data: new Float32Array(224 * 112 * 9) });
+    expect(() => createI3dExtractor(cpu, misShaped)).toThrow(/Mixed_4c\.b1b\.conv3d\.weight has shape \[224, 112, 1, 3, 3\] in the file/);
+    // The complete dicts (which include the file-only keys) load.
+    createI3dExtractor(cpu, i3dWeights).dispose();
+  });
+
+  it('.pth (torch.save, int64 num_batches_tracked) and .safetensors read to the same tensors, which load into the networks', async () => {
+    const fromPth = readWeightFile(new Uint8Array(readFileSync(new URL('sample_weights.pth', GOLDEN))), 'sample_weights.pth');
+    expect([...fromPth.keys()].sort()).toEqual([
+      'Conv2d_1a_3x3.bn.bias', 'Conv2d_1a_3x3.bn.num_batches_tracked', 'Conv2d_1a_3x3.bn.running_mean', 'Conv2d_1a_3x3.bn.running_var',
+      'Conv2d_1a_3x3.bn.weight', 'Conv2d_1a_3x3.conv.weight', 'Mixed_3b.b2a.bn.num_batches_tracked', 'Mixed_3b.b2a.conv3d.weight',
+    ]);
+    const asFile = new Map([...fromPth].map(([k, t]) => [k, t as FileTensor]));
+    const fromSafetensors = readWeightFile(writeSafetensors(asFile), 'sample.safetensors');
+    for (const [key, t] of fromPth) {
+      const values = (t as FileTensor).toFloat32();
+      expect([...values], key).toEqual([...(fromSafetensors.get(key) as FileTensor).toFloat32()]);
+      expect(fromSafetensors.get(key)!.shape, key).toEqual(t.shape);
+      expect([...values], key).toEqual([...hashedValues(key, t.shape)]);
+    }
+    expect((fromPth.get('Conv2d_1a_3x3.bn.num_batches_tracked') as FileTensor).dtype).toBe('i64');
+    for (const source of [fromPth, fromSafetensors]) {
+      const inception = createInceptionExtractor(cpu, new Map([...inceptionWeights, ...[...source].filter(([k]) => !k.startsWith('Mixed_3b'))]));
+      const conv = inception.model.stateDict().get('Conv2d_1a_3x3.conv.weight')!;
+      expectNear(await conv.dataF64(), hashedValues('Conv2d_1a_3x3.conv.weight', conv.shape), 1e-7, 'loaded weight');
+      inception.dispose();
+      const i3d = createI3dExtractor(cpu, new Map([...i3dWeights, ...[...source].filter(([k]) => k.startsWith('Mixed_3b'))]));
+      expect(await i3d.model.stateDict().get('Mixed_3b.b2a.bn.num_batches_tracked')!.item()).toBe(7);
+      i3d.dispose();
+    }
+  });
+});
+
+describe('Fréchet distance over the networks', () => {
+  it('the low-rank route (fewer samples than dims): closed form for a scaled copy; the d x d eigen route agrees', () => {
+    const d = 40;
+    let s = 5;
+    const random = (n: number) => Float64Array.from({ length: n }, () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32) - 0.5);
+    const samples = random(6 * d);
+    const a = gaussianStats(samples, 6, d);
+    // B = 3·A + 1: S2 = 9·S1, so the trace term is tr S1 + 9 tr S1 − 2·3 tr S1 = 4 tr S1.
+    const b = gaussianStats(samples.map((v) => 3 * v + 1), 6, d);
+    expect(a.sampleBasis && b.sampleBasis).toBeTruthy();
+    let traceA = 0;
+    for (let i = 0; i < d; i++) traceA += a.covariance[i * d + i];
+    const lowRank = frechetDistance(a, b);
+    expect(lowRank.traceTerm).toBeCloseTo(4 * traceA, 12);
+    expect(frechetDistance(a, a).distance).toBeLessThan(1e-12);
+    const c = gaussianStats(random(9 * d), 9, d);
+    const mixed = frechetDistance(a, c);
+    expect(frechetDistance(c, a).distance).toBeCloseTo(mixed.distance, 12);
+    // The d x d route takes square roots of rounding noise in its d − 5 zero eigenvalues: ~1e-8 relative.
+    const full = frechetDistance({ ...a, sampleBasis: undefined }, { ...c, sampleBasis: undefined });
+    expect(Math.abs(mixed.distance - full.distance)).toBeLessThan(1e-6 * full.distance);
+  });
+
+  it('in the report: identical sets give 0, different ones > 0; batching does not change the I3D features', async () => {
+    const e = await gpuEngine();
+    const clip = (k: number, shift: number) => hashedArray(`report_clip_${k}`, 16 * 16, (u) => Math.min(1, u + shift));
+    const set = (shift: number): ClipSet => ({ clips: [clip(0, shift), clip(1, shift)], ids: [null, null], frames: 1, height: 16, width: 16, range: 'unit' });
+    const fid = createInceptionExtractor(e, inceptionWeights, { inputSize: 75 });
+    const fvd = createI3dExtractor(e, i3dWeights, { inputSize: 32, batch: 1 });
+    const frechet = [{ extractor: fid, unit: 'frame' as const }, { extractor: fvd, unit: 'clip' as const }];
+    const same = await evaluateClipSets(set(0), set(0), { anatomy: false, frechet });
+    const shifted = await evaluateClipSets(set(0.2), set(0), { anatomy: false, frechet });
+    expect(same.aggregate.frechet.map((f) => f.extractor)).toEqual(['fid-inception-v3-75px', 'fvd-i3d-32px']);
+    for (const [k, f] of same.aggregate.frechet.entries()) {
+      const scale = shifted.aggregate.frechet[k].distance;
+      expect(scale).toBeGreaterThan(0);
+      expect(f.distance).toBeLessThan(1e-9 * scale);
+    }
+    // Clips one by one against both in one batch (the FID batch offsets are checked in its golden test).
+    const clips = new Float32Array(2 * 256);
+    set(0).clips.forEach((c, k) => clips.set(c, k * c.length));
+    const both = createI3dExtractor(e, i3dWeights, { inputSize: 32, batch: 2 });
+    expectNear(await fvd.extract(clips, 2, [1, 16, 16]), await both.extract(clips, 2, [1, 16, 16]), 1e-6, 'FVD batches');
+    for (const x of [fid, fvd, both]) x.dispose();
+    expect(e.memory().liveBytes).toBeLessThan(1024);
+  });
 });
