@@ -27,7 +27,9 @@ const USAGE = `usage: npm run generate -- --checkpoint FLOW_RUN_DIR --out DIR (-
   --phantom-index I...   phantom subjects instead of files (ECG generated, ground truth available)
   --phantom-seed S       seed of the phantom subjects (default 42)
   --gt FILE...           ground-truth cines for the --ecg inputs, in the same order (.nii/.nii.gz, .npy, DICOM)
+  --phantom-index A-B    a range of phantom subjects (inclusive), e.g. 100000-100031
   --phantom-gt           also write <name>-vs-gt.gif for phantom inputs (their rendered cine)
+  --unconditional        ignore the ECG (zero tokens, the null condition): a baseline for evaluation
   --steps N              integration steps (default ${SAMPLE_DEFAULTS.steps})
   --sampler euler|heun   euler: the reference (mid-interval time); heun: 2nd order, 2 evaluations per step
   --guidance S           classifier-free guidance scale (default ${SAMPLE_DEFAULTS.guidance}; none when <= 1)
@@ -50,12 +52,23 @@ interface Args {
   alpha: number;
   seed: number;
   stage1Encoder: boolean;
+  unconditional: boolean;
+}
+
+/** `7` or an inclusive range `100-131`. */
+function indexRange(flag: string, raw: string): number[] {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(raw);
+  const from = m ? Number(m[1]) : NaN;
+  const to = m?.[2] !== undefined ? Number(m[2]) : from;
+  if (!m || to < from || to - from >= 100_000) throw new UsageError(`${flag} takes integers >= 0 or ranges A-B, got '${raw}'`);
+  return Array.from({ length: to - from + 1 }, (_, k) => from + k);
 }
 
 function parseGenerateArgs(argv: string[]): Args {
   const args: Args = {
     checkpoint: '', out: '', ecg: [], gt: [], phantomIndices: [], phantomSeed: 42, phantomGt: false,
     steps: SAMPLE_DEFAULTS.steps, sampler: SAMPLE_DEFAULTS.method, guidance: SAMPLE_DEFAULTS.guidance, alpha: SAMPLE_DEFAULTS.alpha, seed: SAMPLE_DEFAULTS.seed, stage1Encoder: false,
+    unconditional: false,
   };
   const list: string[] = [];
   for (const a of argv) {
@@ -87,7 +100,7 @@ function parseGenerateArgs(argv: string[]): Args {
     else if (flag === '--out') args.out = one();
     else if (flag === '--ecg') args.ecg.push(...many());
     else if (flag === '--gt') args.gt.push(...many());
-    else if (flag === '--phantom-index') args.phantomIndices.push(...many().map((v) => number(flag, v, isInt(0), 'an integer >= 0')));
+    else if (flag === '--phantom-index') args.phantomIndices.push(...many().flatMap((v) => indexRange(flag, v)));
     else if (flag === '--phantom-seed') args.phantomSeed = number(flag, list[++i], isInt(0), 'an integer >= 0');
     else if (flag === '--phantom-gt') args.phantomGt = true;
     else if (flag === '--steps') args.steps = number(flag, list[++i], isInt(1), 'an integer >= 1');
@@ -95,6 +108,7 @@ function parseGenerateArgs(argv: string[]): Args {
     else if (flag === '--alpha') args.alpha = number(flag, list[++i], (n) => Number.isFinite(n) && n >= 0, 'a number >= 0');
     else if (flag === '--seed') args.seed = number(flag, list[++i], isInt(0), 'an integer >= 0');
     else if (flag === '--stage1-encoder') args.stage1Encoder = true;
+    else if (flag === '--unconditional') args.unconditional = true;
     else if (flag === '--sampler') {
       const m = one();
       if (!(SAMPLER_METHODS as readonly string[]).includes(m)) throw new UsageError(`--sampler must be one of ${SAMPLER_METHODS.join(', ')}, got '${m}'`);
@@ -114,6 +128,8 @@ interface Input {
   name: string;
   ecg: () => Promise<Float32Array>;
   groundTruth: (() => Promise<Float32Array>) | null;
+  /** Phantom subjects: the metadata row the evaluation's anatomy metrics read (as a dataset's meta.json). */
+  meta?: () => object;
 }
 
 const stem = (path: string) => baseName(path).replace(/\.(nii\.gz|hea|dat|csv|tsv|txt|npy|nii)$/i, '');
@@ -140,6 +156,10 @@ function inputsOf(args: Args, fs: NodeTrainFileSystem): Input[] {
     name: phantomId(args.phantomSeed, index),
     ecg: async () => generateSubject(args.phantomSeed, index, { cine: false }).ecg,
     groundTruth: args.phantomGt ? async () => normalizeClip(generateSubject(args.phantomSeed, index, { cine: true }).cine!) : null,
+    meta: () => {
+      const subject = generateSubject(args.phantomSeed, index, { cine: true });
+      return { id: subject.id, index, cls: subject.truth.cls, truth: subject.truth, params: subject.params };
+    },
   }));
   const all = [...files, ...phantoms];
   const seen = new Set<string>();
@@ -166,10 +186,14 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`generating ${inputs.length} clip(s) with ${args.checkpoint} (${args.sampler}, ${args.steps} steps, guidance ${args.guidance}, alpha ${args.alpha}, seed ${args.seed}) on ${adapter?.description || adapter?.device || 'WebGPU'}\n`);
     process.stderr.write(`weights: ${pipeline.weightsSource}; ECG encoder: ${args.stage1Encoder ? `stage 1 (${pipeline.encoderSource})` : 'fine-tuned'}\n`);
     const rows: string[] = [];
+    // Ground truths at the model's geometry, in the layout `npm run evaluate -- --gt DIR` reads.
+    const gtDir = joinPath(args.out, 'ground-truth');
+    const gtMeta: object[] = [];
+    if (inputs.some((input) => input.groundTruth)) await fs.mkdir(gtDir);
     for (const [i, input] of inputs.entries()) {
       const started = performance.now();
       const ecg = await input.ecg();
-      const out = await pipeline.generate(ecg, { steps: args.steps, method: args.sampler, guidance: args.guidance, alpha: args.alpha, seed: args.seed, index: i });
+      const out = await pipeline.generate(ecg, { steps: args.steps, method: args.sampler, guidance: args.guidance, alpha: args.alpha, seed: args.seed, index: i, unconditional: args.unconditional });
       const seconds = (performance.now() - started) / 1000;
       const dims = { frames: out.frames, height: out.height, width: out.width };
       const base = joinPath(args.out, input.name);
@@ -181,8 +205,10 @@ async function main(argv: string[]): Promise<number> {
       if (input.groundTruth) {
         // The ground truth goes through the VAE run's input preprocessing, then to [0, 1] like the output.
         const gt = resizeCine(await input.groundTruth(), pipeline.config.vaeInput ?? { frames: out.frames, size: out.height }).map((v) => (v + 1) / 2);
-        written.push(`${base}-vs-gt.gif`);
+        written.push(`${base}-vs-gt.gif`, joinPath(gtDir, `${input.name}.npy`));
         await fs.writeFile(written[3], sideBySideGif([out.clip, gt], dims));
+        await fs.writeFile(written[4], writeNpy(gt, [out.frames, out.height, out.width]));
+        if (input.meta) gtMeta.push(input.meta());
         let absolute = 0;
         for (let k = 0; k < gt.length; k++) absolute += Math.abs(gt[k] - out.clip[k]);
         comparison = `  MAE vs GT ${(absolute / gt.length).toFixed(4)}`;
@@ -194,6 +220,11 @@ async function main(argv: string[]): Promise<number> {
     }
     console.log(`generated ${inputs.length} clip(s) in ${args.out}:`);
     for (const r of rows) console.log(r);
+    if (gtMeta.length) {
+      const metaPath = joinPath(gtDir, 'meta.json');
+      await fs.writeFile(metaPath, new TextEncoder().encode(JSON.stringify({ split: 'generated', subjects: gtMeta }) + '\n'));
+      console.log(`ground truth and phantom metadata in ${gtDir}; evaluate with:\n  npm run evaluate -- --pred ${args.out} --gt ${gtDir} --phantom-meta ${metaPath}`);
+    }
     return 0;
   } finally {
     pipeline?.dispose();

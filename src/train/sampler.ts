@@ -16,7 +16,7 @@
 import { noGrad } from '../engine/autograd';
 import { tidy } from '../engine/scope';
 import type { Tensor } from '../engine/tensor';
-import { add, addScalar, clamp, full, mulScalar } from '../kernels/elementwise';
+import { add, addScalar, clamp, full, mulScalar, zerosLike } from '../kernels/elementwise';
 import { Generator, randn } from '../kernels/random';
 import type { EcgDiT } from '../models/dit';
 import type { VAE3d } from '../models/vae3d';
@@ -75,9 +75,14 @@ export interface FlowSampleOptions {
   method?: SamplerMethod;
   /** Seed of ε (default 42). */
   seed?: number;
+  /**
+   * Ignore the ECG: zero tokens, the null condition the DiT learns from its 10 % condition drop. A baseline
+   * that shows what the ECG adds (guidance is off: both of its passes would be the same).
+   */
+  unconditional?: boolean;
 }
 
-export const SAMPLE_DEFAULTS = { steps: 10, guidance: 2, alpha: 0.6, method: 'euler' as SamplerMethod, seed: 42 };
+export const SAMPLE_DEFAULTS = { steps: 10, guidance: 2, alpha: 0.6, method: 'euler' as SamplerMethod, seed: 42, unconditional: false };
 
 /** The velocity field of the DiT for fixed ECG tokens, with guidance when scale > 1. */
 export function ditField(dit: EcgDiT, tokens: Tensor, guidance: number): VelocityField {
@@ -94,8 +99,10 @@ export function sampleLatents(dit: EcgDiT, tokens: Tensor, template: Tensor, opt
   const shape = [tokens.shape[0], c.latentChannels, c.numFrames, c.latentSize[0], c.latentSize[1]];
   return noGrad(() => {
     const x0 = tidy(() => add(template, mulScalar(randn(tokens.backend, shape, new Generator(o.seed)), o.alpha)));
-    const out = integrateFlow(x0, ditField(dit, tokens, o.guidance), { steps: o.steps, method: o.method });
+    const condition = o.unconditional ? zerosLike(tokens) : tokens;
+    const out = integrateFlow(x0, ditField(dit, condition, o.unconditional ? 1 : o.guidance), { steps: o.steps, method: o.method });
     x0.dispose();
+    if (condition !== tokens) condition.dispose();
     return out;
   });
 }

@@ -127,6 +127,11 @@ describe('generation with a tiny chain (GPU)', () => {
       const a = await pipeline.generate(ecg, { steps: 2, seed: 1 });
       const b = await pipeline.generate(ecg, { steps: 2, seed: 1 });
       const c = await pipeline.generate(ecg, { steps: 2, seed: 2 });
+      const unconditional = await pipeline.generate(ecg, { steps: 2, seed: 1, unconditional: true });
+      const otherEcg = await pipeline.generate(generateSubject(42, 9, { cine: false }).ecg, { steps: 2, seed: 1, unconditional: true });
+      expect(unconditional.clip).not.toEqual(a.clip);
+      // Without the ECG only the noise seed matters.
+      expect(otherEcg.clip).toEqual(unconditional.clip);
       expect([a.frames, a.height, a.width]).toEqual([4, 16, 16]);
       expect(a.latent.length).toBe(4 * 4 * 8 * 8);
       expect(a.clip).toEqual(b.clip);
@@ -139,7 +144,7 @@ describe('generation with a tiny chain (GPU)', () => {
 
   it('npm run generate writes GIF, NIfTI, NPY and the side-by-side GIF for a phantom ECG', async () => {
     const out = join(tempDir(), 'out');
-    const args = ['--checkpoint', flowRun, '--out', out, '--phantom-index', '3', '--phantom-gt', '--steps', '2', '--sampler', 'heun'];
+    const args = ['--checkpoint', flowRun, '--out', out, '--phantom-index', '3-4', '--phantom-gt', '--steps', '2', '--sampler', 'heun'];
     const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/generate.ts', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
@@ -159,6 +164,14 @@ describe('generation with a tiny chain (GPU)', () => {
     const nifti = readNifti(readFileSync(`${base}.nii.gz`));
     expect([nifti.frames, nifti.height, nifti.width]).toEqual([4, 16, 16]);
     expect(Array.from(nifti.data)).toEqual(Array.from(npy.data as Float32Array));
+    // Ground truth at the model geometry plus phantom metadata: what `npm run evaluate` reads.
+    expect(result.stdout).toContain('phantom-s42-000004: 4x16x16');
+    const gt = readNpy(new Uint8Array(readFileSync(join(out, 'ground-truth', 'phantom-s42-000003.npy'))));
+    expect(gt.shape).toEqual([4, 16, 16]);
+    const meta = JSON.parse(readFileSync(join(out, 'ground-truth', 'meta.json'), 'utf8')) as { subjects: { id: string; params: { lvCavityRadius: number } }[] };
+    expect(meta.subjects.map((m) => m.id)).toEqual(['phantom-s42-000003', 'phantom-s42-000004']);
+    expect(meta.subjects[0].params.lvCavityRadius).toBeGreaterThan(0);
+    expect(result.stdout).toContain(`--phantom-meta ${join(out, 'ground-truth', 'meta.json')}`);
   }, CONTENDED_TIMEOUT);
 
   it('usage errors exit with code 2 before starting the device', async () => {
