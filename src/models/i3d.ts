@@ -23,7 +23,7 @@ import { avgPool3d, maxPool3d } from '../kernels/pool';
 import { mean } from '../kernels/reduce';
 import { Module, type HostTensor, type LoadReport } from './module';
 import { BatchNorm, type Conv, conv3d, type InitContext } from './layers';
-import { runStages } from './inception-v3';
+import { noInit, runStages } from './inception-v3';
 
 export const I3D_FEATURES = 1024;
 /** The final average pool of `extract_features` (time, height, width). */
@@ -44,18 +44,16 @@ function samePads(x: Tensor, kernel: Triple, stride: Triple): [number, number][]
 }
 
 /** Zero padding in F.pad's order (last dim first). */
-const padFront = (x: Tensor, pads: [number, number][]) => pad(x, [pads[2][0], pads[2][1], pads[1][0], pads[1][1], pads[0][0], pads[0][1]]);
+const padSame = (x: Tensor, pads: [number, number][]) => pad(x, [pads[2][0], pads[2][1], pads[1][0], pads[1][1], pads[0][0], pads[0][1]]);
 
 /** MaxPool3dSamePadding: explicit zero padding (not −∞), then an unpadded max pool. */
 function maxPoolSame(x: Tensor, kernel: Triple, stride: Triple): Tensor {
   return tidy(() => {
     const pads = samePads(x, kernel, stride);
-    const padded = pads.some(([f, b]) => f || b) ? padFront(x, pads) : x;
+    const padded = pads.some(([f, b]) => f || b) ? padSame(x, pads) : x;
     return maxPool3d(padded, { kernel: [...kernel], stride: [...stride] });
   });
 }
-
-const noInit = () => {};
 
 class Unit3D extends Module {
   readonly conv3d: Conv;
@@ -72,7 +70,7 @@ class Unit3D extends Module {
       // Symmetric padding is the convolution's own zero padding; asymmetric padding needs a padded copy.
       const y = pads.every(([f, b]) => f === b)
         ? convNd(x, this.conv3d.weight, null, { stride, padding: pads.map(([f]) => f) })
-        : convNd(padFront(x, pads), this.conv3d.weight, null, { stride });
+        : convNd(padSame(x, pads), this.conv3d.weight, null, { stride });
       return relu(this.bn.forward(y));
     });
   }

@@ -29,8 +29,8 @@ export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
 export const INCEPTION_MIN_SIZE = 75;
 export const INCEPTION_FEATURES = 2048;
 
-/** Weights always come from a file: skip filling them at construction. */
-const noInit = () => {};
+/** Feature networks always load their weights from a file: skip filling them at construction. */
+export const noInit = () => {};
 
 /**
  * Runs `stages` one after the other inside their own scopes and frees each intermediate as soon as the next
