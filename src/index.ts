@@ -16,6 +16,18 @@ export * from './kernels/elementwise';
 export * from './kernels/reduce';
 export * from './kernels/views';
 export * from './kernels/matmul';
+export {
+  setSubgroupMatmul,
+  subgroupMatmulMode,
+  subgroupMatmulDispatches,
+  planSubgroupMatmul,
+  SUBGROUP_BLOCK_LARGE,
+  SUBGROUP_BLOCK_SMALL,
+  type SubgroupMatmulMode,
+  type SubgroupBlock,
+  type SubgroupMatmulPlan,
+} from './kernels/matmul-subgroup';
+export type { SubgroupMatrixConfig, SubgroupMatrixCaps } from './engine/device';
 export * from './kernels/softmax';
 export * from './kernels/layout';
 export * from './kernels/random';

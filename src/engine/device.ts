@@ -12,6 +12,26 @@ export interface DeviceOptions {
   dawnToggles?: string[];
 }
 
+/** One shape the device's subgroup matrices (tensor cores) support: M×K · K×N → M×N. */
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
+/**
+ * Capabilities beyond `DeviceCapabilities` that the subgroup-matrix matmul needs: the supported
+ * matrix configs (`adapter.info.subgroupMatrixConfigs`, empty without the feature) and the subgroup
+ * size range (`adapter.info.subgroupMinSize/MaxSize`, 0 when the adapter does not report them).
+ */
+export interface SubgroupMatrixCaps {
+  subgroupMatrixConfigs: SubgroupMatrixConfig[];
+  subgroupMinSize: number;
+  subgroupMaxSize: number;
+}
+
 const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix', 'timestamp-query'] as const;
 
 const INSTALL_HINT =
@@ -71,10 +91,15 @@ export async function createGpuContext(options: DeviceOptions = {}): Promise<Gpu
   }
   const device = await adapter.requestDevice({ requiredFeatures: wanted as GPUFeatureName[], requiredLimits });
   const info = adapter.info ?? ({} as GPUAdapterInfo);
-  const caps: DeviceCapabilities = {
+  const subgroupMatrix = device.features.has('chromium-experimental-subgroup-matrix');
+  const rawConfigs = subgroupMatrix ? ((info as unknown as { subgroupMatrixConfigs?: Iterable<SubgroupMatrixConfig> }).subgroupMatrixConfigs ?? []) : [];
+  const caps: DeviceCapabilities & SubgroupMatrixCaps = {
     f16: device.features.has('shader-f16'),
     subgroups: device.features.has('subgroups'),
-    subgroupMatrix: device.features.has('chromium-experimental-subgroup-matrix'),
+    subgroupMatrix,
+    subgroupMatrixConfigs: Array.from(rawConfigs, (c) => ({ componentType: c.componentType, resultComponentType: c.resultComponentType, M: c.M, N: c.N, K: c.K })),
+    subgroupMinSize: info.subgroupMinSize ?? 0,
+    subgroupMaxSize: info.subgroupMaxSize ?? 0,
     timestampQuery: device.features.has('timestamp-query'),
     software: info.architecture === 'software' || info.architecture === 'swiftshader' || /llvmpipe|swiftshader|lavapipe/i.test(`${info.device} ${info.description}`),
     largeRegisterBlocks: /llvmpipe|lavapipe/i.test(`${info.device} ${info.description}`),

@@ -13,6 +13,7 @@ import { matmulRef } from './reference/matmul';
 import { add, cast } from './elementwise';
 import { sum, sumToShape } from './reduce';
 import { contiguous, expand, reshape, squeeze, transpose, unsqueeze } from './views';
+import { dispatchSubgroupMatmul, planSubgroupMatmul } from './matmul-subgroup';
 
 /** Small tiles for CPU adapters (lavapipe: barriers are costly, caches small); big ones for discrete GPUs. */
 export function defaultTiling(backend: WebGPUBackend, m: number, n: number): MatmulTiling {
@@ -92,6 +93,16 @@ function matmulRaw(a: Tensor, b: Tensor, bias: Tensor | null, alpha: number, out
     .finish();
   const maxZ = backend.ctx.caps.limits.maxComputeWorkgroupsPerDimension;
   if (batch > maxZ) throw new ShapeError(`matmul batch ${batch} exceeds ${maxZ}`);
+  // --- Tensor cores: f16×f16 on devices with subgroup matrices (matmul-subgroup.ts decides; else fall through).
+  if (a.dtype === 'f16' && b.dtype === 'f16') {
+    const operand = (t: Tensor) => ({ dtype: t.dtype, strides: [t.strides[t.rank - 2], t.strides[t.rank - 1]] as [number, number], offset: t.offset, batchStrides: batchStrides(t) });
+    const plan = planSubgroupMatmul(backend.ctx.caps, { m, n, k, batch, a: operand(a), b: operand(b) }, undefined, tilingOverride !== null);
+    if (plan.use) {
+      dispatchSubgroupMatmul(backend, plan, { a, b, bias, out, uniforms });
+      return out;
+    }
+  }
+  // --- end tensor cores
   backend.ctx.dispatch(program, {
     inputs: [a, b, ...(bias ? [bias] : [])].map((t) => (t.storage as GpuStorage).buffer),
     outputs: [(out.storage as GpuStorage).buffer],
