@@ -1,6 +1,8 @@
+import { autocast } from '../src/engine/autocast';
 import type { Engine } from '../src/engine/engine';
 import type { Tensor } from '../src/engine/tensor';
 import { convBackwardData, convBackwardWeight, convNd, type ConvOptions } from '../src/kernels/conv';
+import { cast } from '../src/kernels/elementwise';
 import { loadTfjs, row, timeGpu, timeTfjs, type BenchRow, type TimeOptions } from './harness';
 
 interface ConvCase {
@@ -21,6 +23,15 @@ const CASES: ConvCase[] = [
 ];
 
 const prod = (v: readonly number[]) => v.reduce((a, b) => a * b, 1);
+
+/** Best (lowest) median over `rounds` alternating measurements of each function: fair under shared load. */
+export async function timeAlternating(engine: Engine, fns: (() => Tensor)[], timing: TimeOptions, rounds: number): Promise<number[]> {
+  const best = fns.map(() => Infinity);
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < fns.length; i++) best[i] = Math.min(best[i], await timeGpu(engine, fns[i], timing));
+  }
+  return best;
+}
 const fill = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + seed));
 
 /** tfjs takes channels-last inputs and [k..., Cin, Cout] filters; 'same' padding equals our p = k/2 cases. */
@@ -72,6 +83,24 @@ export async function run(engine: Engine, options: { quick: boolean }): Promise<
         tfjsMs = dims === 1 ? undefined : await timeTfjs(tf, fn, timing);
       }
       rows.push(row({ suite: 'conv', name: `${c.name} ${dir}`, shape, ms, gflops: flop / ms / 1e6, tfjsMs }));
+    }
+    // Mixed precision (--amp): the same kernels with f16 operands (f32 accumulation and output), i.e. what
+    // autocast runs once its operands are converted. Timed in alternation with the f32 kernel (best of a few
+    // rounds each), so both see the same load on a shared machine; the forward also with the conversions.
+    if (engine.caps?.f16) {
+      const x16 = cast(x, 'f16');
+      const w16 = cast(w, 'f16');
+      for (const dir of c.dirs) {
+        const f32: () => Tensor =
+          dir === 'fwd' ? () => convNd(x, w, null, c.opts) : dir === 'dgrad' ? () => convBackwardData(gy, w, c.x, c.opts) : () => convBackwardWeight(x, gy, c.w, c.opts);
+        const f16: () => Tensor =
+          dir === 'fwd' ? () => convNd(x16, w16, null, c.opts) : dir === 'dgrad' ? () => convBackwardData(gy, w16, c.x, c.opts) : () => convBackwardWeight(x16, gy, c.w, c.opts);
+        const pair: [string, () => Tensor][] = [['f32 (paired)', f32], ['f16 operands', f16]];
+        if (dir === 'fwd') pair.push(['autocast (+casts)', () => autocast(() => convNd(x, w, null, c.opts))]);
+        const best = await timeAlternating(engine, pair.map(([, fn]) => fn), timing, options.quick ? 2 : 3);
+        pair.forEach(([label], i) => rows.push(row({ suite: 'conv', name: `${c.name} ${dir} ${label}`, shape, ms: best[i], gflops: flop / best[i] / 1e6 })));
+      }
+      [x16, w16].forEach((t) => t.dispose());
     }
     [x, w, gy].forEach((t) => t.dispose());
     [tfx, tfw, tfgy].forEach((t) => t?.dispose());
