@@ -26,7 +26,7 @@ describe('run options', () => {
     const o = parseRunArgs(['--stage', 'ecg', '--config=small', '--steps', '20', '--lr', '3e-4', '--seed=0', '--data', 'd', '--out', 'o', '--val-every', '5', '--quiet']);
     expect(o).toMatchObject({ stage: 'ecg', preset: 'small', data: 'd', out: 'o', quiet: true, overrides: { steps: 20, lr: 3e-4, seed: 0, valEvery: 5 } });
     expect(() => parseRunArgs(['--stage', 'ecg', '--steps', '0'])).toThrow(UsageError);
-    expect(() => parseRunArgs(['--stage', 'ecg', '--config', 'huge'])).toThrow(/tiny, small, paper/);
+    expect(() => parseRunArgs(['--stage', 'ecg', '--config', 'huge'])).toThrow(/tiny, cpu, small, paper/);
     expect(() => parseRunArgs(['--stage', 'ecg', '--bogus'])).toThrow(/unknown argument/);
     expect(() => parseRunArgs(['--steps', '3'])).toThrow(/--stage is required/);
     expect(defaultRunDir('ecg', new Date(2026, 0, 2, 3, 4, 5))).toBe('runs/ecg-20260102-030405');
