@@ -3,11 +3,8 @@
  * Rows: f32 × f32 → f32 (the default), f16 × f16 → f32 via autocast on f16 inputs (no conversion cost), and
  * autocast on f32 inputs (including the two conversions), plus the transposed-weight shape of linear().
  *
- * Runs as a suite of bench/run.ts once registered there (`matmul`), or on its own:
- *   npx tsx bench/matmul.bench.ts [--quick] [--out FILE]
+ * The `matmul` suite of bench/run.ts: `npm run bench -- --suite matmul [--quick]`.
  */
-import { writeFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { autocast } from '../src/engine/autocast';
 import { Engine } from '../src/engine/engine';
 import { cast } from '../src/kernels/elementwise';
@@ -42,14 +39,4 @@ export async function run(engine: Engine, options: { quick: boolean }): Promise<
     [a, b, a16, b16].forEach((t) => t.dispose());
   }
   return rows;
-}
-
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const args = process.argv.slice(2);
-  const engine = await Engine.webgpu();
-  const rows = await run(engine, { quick: args.includes('--quick') });
-  for (const r of rows) console.log(`${r.name.padEnd(34)} ${r.shape.padEnd(8)} ${r.ms.toFixed(3).padStart(9)} ms ${r.gflops!.toFixed(2)} GFLOP/s`);
-  const out = args.indexOf('--out');
-  if (out >= 0) writeFileSync(args[out + 1], JSON.stringify({ machine: engine.caps?.adapter, date: new Date().toISOString(), rows }, null, 2));
-  engine.destroy();
 }

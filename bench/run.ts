@@ -15,6 +15,7 @@ import * as conv from './conv.bench';
 import * as attention from './attention.bench';
 import * as norm from './norm.bench';
 import * as optimizer from './optimizer.bench';
+import * as matmulPrecision from './matmul.bench';
 import * as gpuSession from './gpu-session.bench';
 
 const args = process.argv.slice(2);
@@ -40,7 +41,7 @@ const GPU_SESSION_SUITES = {
 };
 
 // Static imports (not a directory scan) so `npm run build` bundles every suite into dist/bench.js.
-const SUITES: Record<string, { run: (e: Engine, o: { quick: boolean }) => Promise<BenchRow[]> }> = { core, conv, attention, norm, optimizer };
+const SUITES: Record<string, { run: (e: Engine, o: { quick: boolean }) => Promise<BenchRow[]> }> = { core, conv, attention, norm, optimizer, matmul: matmulPrecision };
 
 function fmt(v: number | undefined, digits = 2): string {
   return v === undefined ? '' : v >= 100 ? v.toFixed(0) : v.toFixed(digits);
