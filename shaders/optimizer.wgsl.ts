@@ -112,3 +112,102 @@ fn main(${CHUNKED_BUILTINS}) {
 }
 `;
 }
+
+// The device-side GradScaler (src/kernels/optimizer.ts, DeviceGradScaler): its state vector's layout.
+export const S_SCALE = 0;
+export const S_TRACKER = 1;
+export const S_SKIPPED = 2;
+export const S_FOUND = 3;
+export const S_USED = 4;
+
+/** AdamW gated on flags[slot]: skipped → count it in skips[index]; else AdamW with device bias corrections. */
+export function gatedAdamwShader(workgroupSize: number): string {
+  const wg = workgroupSize;
+  return `struct Params {
+  n: u32, paramOffset: u32, gradOffset: u32, flag: u32,
+  decay: f32, beta1: f32, beta2: f32, eps: f32,
+  lr: f32, step: u32, index: u32, pad0: u32,
+};
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;
+@group(0) @binding(2) var<storage, read> flags: array<u32>;
+@group(0) @binding(3) var<storage, read_write> param: array<f32>;
+@group(0) @binding(4) var<storage, read_write> state: array<vec2<f32>>;
+@group(0) @binding(5) var<storage, read_write> skips: array<u32>;
+@compute @workgroup_size(${wg})
+fn main(${CHUNKED_BUILTINS}) {
+  if (flags[u.flag] != 0u) {
+    if (wid.x == 0u && lid == 0u) { skips[u.index] = skips[u.index] + 1u; }
+    return;
+  }
+  let t = f32(u.step - skips[u.index]);
+  let stepSize = u.lr / (1.0 - pow(u.beta1, t));
+  let bc2Sqrt = sqrt(1.0 - pow(u.beta2, t));
+  ${chunkedLoop('u.n', wg)} {
+    let g = grad[u.gradOffset + i];
+    let s = state[i];
+    let m = u.beta1 * s.x + (1.0 - u.beta1) * g;
+    let v = u.beta2 * s.y + (1.0 - u.beta2) * g * g;
+    state[i] = vec2<f32>(m, v);
+    let p = param[u.paramOffset + i] * u.decay;
+    param[u.paramOffset + i] = p - stepSize * m / (sqrt(v) / bc2Sqrt + u.eps);
+  }
+}
+`;
+}
+
+/** x ← x / scale in place (scale read from the device state), flags[slot] |= 1 on any Inf/NaN (from the bits). */
+export function deviceUnscaleShader(workgroupSize: number): string {
+  const wg = workgroupSize;
+  return `struct Params { n: u32, offset: u32, slot: u32, pad0: u32 };
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read> scaler: array<f32>;
+@group(0) @binding(2) var<storage, read_write> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> flags: array<atomic<u32>>;
+@compute @workgroup_size(${wg})
+fn main(${CHUNKED_BUILTINS}) {
+  let inv = 1.0 / scaler[${S_SCALE}];
+  var bad = false;
+  ${chunkedLoop('u.n', wg)} {
+    let v = x[u.offset + i];
+    bad = bad || (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u;
+    x[u.offset + i] = v * inv;
+  }
+  if (bad) { atomicOr(&flags[u.slot], 1u); }
+}
+`;
+}
+
+/** One invocation: OR and clear the flags, then back off, or grow after the interval, as torch's update(). */
+export function scalerUpdateShader(): string {
+  return `struct Params { slots: u32, pad0: u32, pad1: u32, pad2: u32, growth: f32, backoff: f32, interval: f32, pad3: f32 };
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read_write> st: array<f32>;
+@group(0) @binding(2) var<storage, read_write> flags: array<u32>;
+@compute @workgroup_size(1)
+fn main() {
+  var found = 0u;
+  for (var i = 0u; i < u.slots; i++) {
+    found = found | flags[i];
+    flags[i] = 0u;
+  }
+  let scale = st[${S_SCALE}];
+  st[${S_USED}] = scale;
+  if (found != 0u) {
+    st[${S_SCALE}] = scale * u.backoff;
+    st[${S_TRACKER}] = 0.0;
+    st[${S_SKIPPED}] = st[${S_SKIPPED}] + 1.0;
+    st[${S_FOUND}] = 1.0;
+  } else {
+    st[${S_FOUND}] = 0.0;
+    let t = st[${S_TRACKER}] + 1.0;
+    if (t >= u.interval) {
+      st[${S_SCALE}] = scale * u.growth;
+      st[${S_TRACKER}] = 0.0;
+    } else {
+      st[${S_TRACKER}] = t;
+    }
+  }
+}
+`;
+}
