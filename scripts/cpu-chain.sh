@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The `cpu` chain end to end, sized for a CPU WebGPU adapter (lavapipe): PA-MAE, 3-D VAE and flow on phantom
-# data, then cines for held-out phantom ECGs and their evaluation against the phantom ground truth, with two
-# baselines measured by the same ruler:
+# data, then cines for held-out phantom ECGs and their evaluation against the phantom ground truth, with a
+# ceiling and two baselines measured by the same ruler:
+#   reconstruction the VAE's round trip of each ground truth (what a perfect flow could reach);
 #   unconditional  the same DiT with the ECG replaced by the null condition (zero tokens);
 #   other-subject  every ground truth paired with the next subject's ground truth (anatomy ignored entirely).
 # Usage: bash scripts/cpu-chain.sh [RUN_DIR] [SUBJECTS]   (default runs/cpu-chain, 32 held-out subjects)
@@ -39,9 +40,10 @@ generate() { # out dir, extra args...
     npx tsx src/cli/generate.ts --checkpoint "$run/flow" --out "$out" --phantom-index "$first-$last" --phantom-gt "$@" > "$out.log"
   fi
 }
-echo "== generate ($subjects held-out subjects, conditional and unconditional)"
+echo "== generate ($subjects held-out subjects: conditional, unconditional, VAE reconstruction)"
 generate "$run/generated"
 generate "$run/unconditional" --unconditional
+generate "$run/reconstruction" --reconstruct
 
 # Baseline: each ground truth scored against the next subject's ground truth (ids kept, clips rotated).
 other="$run/other-subject"
@@ -54,7 +56,7 @@ for i in "${!gts[@]}"; do
 done
 
 gt="$run/generated/ground-truth"
-for name in generated unconditional other-subject; do
+for name in generated reconstruction unconditional other-subject; do
   echo "== evaluate $name"
   npx tsx src/cli/evaluate.ts --pred "$run/$name" --gt "$gt" --phantom-meta "$gt/meta.json" --out "$run/evaluation-$name.json" --rows 0
 done

@@ -30,6 +30,8 @@ const USAGE = `usage: npm run generate -- --checkpoint FLOW_RUN_DIR --out DIR (-
   --phantom-index A-B    a range of phantom subjects (inclusive), e.g. 100000-100031
   --phantom-gt           also write <name>-vs-gt.gif for phantom inputs (their rendered cine)
   --unconditional        ignore the ECG (zero tokens, the null condition): a baseline for evaluation
+  --reconstruct          no sampling: the VAE's round trip (encode, mode, decode) of each ground truth, the
+                         ceiling a perfect flow could reach (needs --gt or --phantom-gt)
   --steps N              integration steps (default ${SAMPLE_DEFAULTS.steps})
   --sampler euler|heun   euler: the reference (mid-interval time); heun: 2nd order, 2 evaluations per step
   --guidance S           classifier-free guidance scale (default ${SAMPLE_DEFAULTS.guidance}; none when <= 1)
@@ -53,6 +55,7 @@ interface Args {
   seed: number;
   stage1Encoder: boolean;
   unconditional: boolean;
+  reconstruct: boolean;
 }
 
 /** `7` or an inclusive range `100-131`. */
@@ -69,6 +72,7 @@ function parseGenerateArgs(argv: string[]): Args {
     checkpoint: '', out: '', ecg: [], gt: [], phantomIndices: [], phantomSeed: 42, phantomGt: false,
     steps: SAMPLE_DEFAULTS.steps, sampler: SAMPLE_DEFAULTS.method, guidance: SAMPLE_DEFAULTS.guidance, alpha: SAMPLE_DEFAULTS.alpha, seed: SAMPLE_DEFAULTS.seed, stage1Encoder: false,
     unconditional: false,
+    reconstruct: false,
   };
   const list: string[] = [];
   for (const a of argv) {
@@ -109,6 +113,7 @@ function parseGenerateArgs(argv: string[]): Args {
     else if (flag === '--seed') args.seed = number(flag, list[++i], isInt(0), 'an integer >= 0');
     else if (flag === '--stage1-encoder') args.stage1Encoder = true;
     else if (flag === '--unconditional') args.unconditional = true;
+    else if (flag === '--reconstruct') args.reconstruct = true;
     else if (flag === '--sampler') {
       const m = one();
       if (!(SAMPLER_METHODS as readonly string[]).includes(m)) throw new UsageError(`--sampler must be one of ${SAMPLER_METHODS.join(', ')}, got '${m}'`);
@@ -120,6 +125,8 @@ function parseGenerateArgs(argv: string[]): Args {
   if (!args.ecg.length && !args.phantomIndices.length) throw new UsageError('give --ecg FILE... or --phantom-index I...');
   if (args.gt.length && args.gt.length !== args.ecg.length) throw new UsageError(`--gt lists ${args.gt.length} files for ${args.ecg.length} --ecg inputs`);
   if (args.phantomGt && !args.phantomIndices.length) throw new UsageError('--phantom-gt goes with --phantom-index');
+  if (args.reconstruct && args.unconditional) throw new UsageError('--reconstruct and --unconditional exclude each other');
+  if (args.reconstruct && !args.phantomGt && args.gt.length !== args.ecg.length) throw new UsageError('--reconstruct needs a ground truth for every input (--gt, --phantom-gt)');
   return args;
 }
 
@@ -192,8 +199,13 @@ async function main(argv: string[]): Promise<number> {
     if (inputs.some((input) => input.groundTruth)) await fs.mkdir(gtDir);
     for (const [i, input] of inputs.entries()) {
       const started = performance.now();
-      const ecg = await input.ecg();
-      const out = await pipeline.generate(ecg, { steps: args.steps, method: args.sampler, guidance: args.guidance, alpha: args.alpha, seed: args.seed, index: i, unconditional: args.unconditional });
+      // The ground truth goes through the VAE run's input preprocessing ([-1, 1]); compared in [0, 1] like the output.
+      const truth = input.groundTruth ? await input.groundTruth() : null;
+      const atModelGeometry = (frames: number, size: number) => (truth ? resizeCine(truth, pipeline!.config.vaeInput ?? { frames, size }) : null);
+      const out = args.reconstruct
+        ? await pipeline.reconstruct(truth!)
+        : await pipeline.generate(await input.ecg(), { steps: args.steps, method: args.sampler, guidance: args.guidance, alpha: args.alpha, seed: args.seed, index: i, unconditional: args.unconditional });
+      const gtModel = atModelGeometry(out.frames, out.height);
       const seconds = (performance.now() - started) / 1000;
       const dims = { frames: out.frames, height: out.height, width: out.width };
       const base = joinPath(args.out, input.name);
@@ -202,9 +214,8 @@ async function main(argv: string[]): Promise<number> {
       await fs.writeFile(written[1], writeNifti(out.clip, dims, { gzip: true, description: `ECGFlowCMR generated from ${input.name}` }));
       await fs.writeFile(written[2], writeNpy(out.clip, [out.frames, out.height, out.width]));
       let comparison = '';
-      if (input.groundTruth) {
-        // The ground truth goes through the VAE run's input preprocessing, then to [0, 1] like the output.
-        const gt = resizeCine(await input.groundTruth(), pipeline.config.vaeInput ?? { frames: out.frames, size: out.height }).map((v) => (v + 1) / 2);
+      if (gtModel) {
+        const gt = gtModel.map((v) => (v + 1) / 2);
         written.push(`${base}-vs-gt.gif`, joinPath(gtDir, `${input.name}.npy`));
         await fs.writeFile(written[3], sideBySideGif([out.clip, gt], dims));
         await fs.writeFile(written[4], writeNpy(gt, [out.frames, out.height, out.width]));

@@ -11,6 +11,7 @@
  */
 import { hashSeed } from '../data/random';
 import { joinPath } from '../data/fs';
+import { noGrad } from '../engine/autograd';
 import type { Engine } from '../engine/engine';
 import type { Tensor } from '../engine/tensor';
 import { Generator } from '../kernels/random';
@@ -20,6 +21,7 @@ import { EcgDiT } from '../models/dit';
 import { EcgEncoder } from '../models/pamae';
 import { VAE3d } from '../models/vae3d';
 import { checkpointPath, loadCheckpoint, withoutPrefix } from './checkpoint';
+import { resizeCine } from './cine-data';
 import type { TrainFileSystem } from './files';
 import { decodeToUnitRange, sampleLatents, SAMPLE_DEFAULTS, type FlowSampleOptions } from './sampler';
 import { ecgModelInput, readTemplate } from './stage-flow-data';
@@ -113,6 +115,28 @@ export class FlowPipeline {
     clip.dispose();
     latent.dispose();
     return { clip: Float32Array.from(clipHost), latent: Float32Array.from(latentHost), frames, height, width };
+  }
+
+  /**
+   * The VAE's round trip of a normalised 50 × 96 × 96 cine in [-1, 1] (as the data layer prepares it): resized to
+   * the VAE's input as in training, encoded, posterior mode, decoded to [0, 1]. What the chain could reach with
+   * a perfect flow: the evaluation's ceiling.
+   */
+  async reconstruct(cine: Float32Array): Promise<GeneratedClip> {
+    const input = this.config.vaeInput;
+    if (!input) throw new Error('reconstruct: the flow run does not record the VAE input geometry');
+    const x = this.engine.tensor(resizeCine(cine, input), [1, 1, input.frames, input.size, input.size]);
+    const { latent, decoded } = noGrad(() => {
+      const posterior = this.vae.encode(x);
+      const mu = posterior.mode();
+      posterior.dispose();
+      return { latent: mu, decoded: decodeToUnitRange(this.vae, mu) };
+    });
+    x.dispose();
+    const [clipHost, latentHost] = await Promise.all([decoded.data(), latent.data()]);
+    decoded.dispose();
+    latent.dispose();
+    return { clip: Float32Array.from(clipHost), latent: Float32Array.from(latentHost), frames: input.frames, height: input.size, width: input.size };
   }
 
   dispose(): void {

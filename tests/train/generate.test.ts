@@ -13,6 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readNpy } from '../../src/data/npy';
 import { readNifti } from '../../src/data/readers/nifti';
 import { generateSubject } from '../../src/data/phantom/subject';
+import { normalizeClip } from '../../src/data/preprocess/cmr';
 import { keep } from '../../src/engine/scope';
 import { assign } from '../../src/engine/create';
 import type { Tensor } from '../../src/engine/tensor';
@@ -134,6 +135,14 @@ describe('generation with a tiny chain (GPU)', () => {
       expect(otherEcg.clip).toEqual(unconditional.clip);
       expect([a.frames, a.height, a.width]).toEqual([4, 16, 16]);
       expect(a.latent.length).toBe(4 * 4 * 8 * 8);
+      // The VAE round trip of the ground truth: deterministic, at the model geometry, in [0, 1].
+      const cine = normalizeClip(generateSubject(42, 3, { cine: true }).cine!);
+      const r1 = await pipeline.reconstruct(cine);
+      const r2 = await pipeline.reconstruct(cine);
+      expect([r1.frames, r1.height, r1.width]).toEqual([4, 16, 16]);
+      expect(r1.latent.length).toBe(4 * 4 * 8 * 8);
+      expect(r1.clip).toEqual(r2.clip);
+      expect(r1.clip.every((v) => v >= 0 && v <= 1)).toBe(true);
       expect(a.clip).toEqual(b.clip);
       expect(a.clip).not.toEqual(c.clip);
       expect(a.clip.every((v) => v >= 0 && v <= 1)).toBe(true);
