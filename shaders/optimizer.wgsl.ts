@@ -6,6 +6,19 @@ import { CHUNKED_BUILTINS, chunkedLoop } from './loss.wgsl';
  * Kernels loop over contiguous per-workgroup chunks (`chunkedLoop`) of a device-sized number of groups.
  */
 
+/** The AdamW element update shared by the plain and the gated kernel (uniforms n, offsets, decay, betas, eps). */
+function adamwUpdate(wg: number, stepSize: string, bc2Sqrt: string): string {
+  return `${chunkedLoop('u.n', wg)} {
+    let g = grad[u.gradOffset + i];
+    let s = state[i];
+    let m = u.beta1 * s.x + (1.0 - u.beta1) * g;
+    let v = u.beta2 * s.y + (1.0 - u.beta2) * g * g;
+    state[i] = vec2<f32>(m, v);
+    let p = param[u.paramOffset + i] * u.decay;
+    param[u.paramOffset + i] = p - ${stepSize} * m / (sqrt(v) / ${bc2Sqrt} + u.eps);
+  }`;
+}
+
 /**
  * Fused AdamW (PyTorch's single-tensor algorithm), in place:
  *   p ← p·(1 − lr·wd);  m ← β1·m + (1 − β1)·g;  v ← β2·v + (1 − β2)·g²;
@@ -26,15 +39,7 @@ export function adamwShader(workgroupSize: number): string {
 @group(0) @binding(3) var<storage, read_write> state: array<vec2<f32>>;
 @compute @workgroup_size(${wg})
 fn main(${CHUNKED_BUILTINS}) {
-  ${chunkedLoop('u.n', wg)} {
-    let g = grad[u.gradOffset + i];
-    let s = state[i];
-    let m = u.beta1 * s.x + (1.0 - u.beta1) * g;
-    let v = u.beta2 * s.y + (1.0 - u.beta2) * g * g;
-    state[i] = vec2<f32>(m, v);
-    let p = param[u.paramOffset + i] * u.decay;
-    param[u.paramOffset + i] = p - u.stepSize * m / (sqrt(v) / u.bc2Sqrt + u.eps);
-  }
+  ${adamwUpdate(wg, 'u.stepSize', 'u.bc2Sqrt')}
 }
 `;
 }
@@ -143,15 +148,7 @@ fn main(${CHUNKED_BUILTINS}) {
   let t = f32(u.step - skips[u.index]);
   let stepSize = u.lr / (1.0 - pow(u.beta1, t));
   let bc2Sqrt = sqrt(1.0 - pow(u.beta2, t));
-  ${chunkedLoop('u.n', wg)} {
-    let g = grad[u.gradOffset + i];
-    let s = state[i];
-    let m = u.beta1 * s.x + (1.0 - u.beta1) * g;
-    let v = u.beta2 * s.y + (1.0 - u.beta2) * g * g;
-    state[i] = vec2<f32>(m, v);
-    let p = param[u.paramOffset + i] * u.decay;
-    param[u.paramOffset + i] = p - stepSize * m / (sqrt(v) / bc2Sqrt + u.eps);
-  }
+  ${adamwUpdate(wg, 'stepSize', 'bc2Sqrt')}
 }
 `;
 }
