@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One GPU session: everything the project wants measured on a lent GPU, in about 8 minutes, as one script.
 #
-# Prepare here (the device has no network):   bash ../shared/gpu/pack.sh && npm run build
+# Prepare here (the device has no network): pack Node + the Dawn addon + the Vulkan loader into .gpu/ (the
+# team's GPU packing script; .gpu/run.sh launches through it), then npm run build
 # Run on the device (carry .gpu and dist):     bash bench/gpu-session.sh
 # Rehearse here on lavapipe (tiny shapes):     npm run build && GPU_SESSION_SMOKE=1 bash bench/gpu-session.sh
 #
