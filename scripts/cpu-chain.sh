@@ -6,7 +6,8 @@
 #   unconditional  the same DiT with the ECG replaced by the null condition (zero tokens);
 #   other-subject  every ground truth paired with the next subject's ground truth (anatomy ignored entirely).
 # Usage: bash scripts/cpu-chain.sh [RUN_DIR] [SUBJECTS]   (default runs/cpu-chain, 32 held-out subjects)
-# Stages already completed in RUN_DIR are kept (a stage directory with summary.json is skipped).
+# Stages already completed in RUN_DIR are kept (a stage directory with summary.json is skipped); an interrupted
+# stage resumes from its last checkpoint (exactly: same losses as an uninterrupted run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=${1:-runs/cpu-chain}
@@ -21,6 +22,11 @@ stage() { # name, extra args...
   shift
   if [[ -f "$run/$name/summary.json" ]]; then
     echo "== $name: done already ($run/$name)"
+    return
+  fi
+  if [[ -f "$run/$name/checkpoints/last.safetensors" ]]; then
+    echo "== $name: resuming $run/$name"
+    npx tsx src/cli/train.ts --resume "$run/$name" --log-every 16
     return
   fi
   rm -rf "${run:?}/$name"

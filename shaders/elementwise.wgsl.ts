@@ -81,8 +81,13 @@ export interface ElementwiseShaderOptions {
   op: ElementwiseOp;
   inputTypes: readonly DType[];
   outputType: DType;
-  /** Every view is contiguous with the output's shape: index directly, no stride walk. */
-  contiguous: boolean;
+  /**
+   * contiguous: every view is contiguous with the output's shape, index directly. strided: one element per
+   * invocation, found by a div/mod walk over the dims. rows: one innermost row per invocation (one walk per
+   * row, then stride steps) — for CPU adapters, where integer division is scalar and dear; a GPU would lose
+   * coalescing with it.
+   */
+  layout: 'contiguous' | 'strided' | 'rows';
   workgroupSize: number;
 }
 
@@ -111,10 +116,24 @@ ${o.inputTypes.map((t, k) => `@group(0) @binding(${k + 1}) var<storage, read> in
 ${MATH_HELPERS}
 @compute @workgroup_size(${o.workgroupSize})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let p = u.p;
+#if ${o.layout === 'rows'}
+  // pad0 = rows, pad1 = the innermost extent; the walk finds the row start, the loop steps along it.
+  let row = ${FLAT_INDEX(o.workgroupSize)};
+  if (row >= u.pad0) { return; }
+  let last = u.rank - 1u;
+  ${stridedOffsets('row * u.pad1', strideFields, offsetExprs, offVars.map((v) => `${v}Row`))}
+  ${strideFields.map((f, k) => `let ${offVars[k]}Step = u.${f}[last / 4u][last % 4u];`).join('\n  ')}
+  for (var j = 0u; j < u.pad1; j++) {
+    ${offVars.map((v) => `let ${v} = ${v}Row + j * ${v}Step;`).join('\n    ')}
+    ${o.inputTypes.map((t, k) => `let ${names[k]} = ${load(k, t, `o${k}`)};`).join('\n    ')}
+    let r = ${ELEMENTWISE_WGSL[o.op]};
+    out[oOut] = ${store};
+  }
+#else
   let i = ${FLAT_INDEX(o.workgroupSize)};
   if (i >= u.numel) { return; }
-  let p = u.p;
-#if ${o.contiguous}
+#if ${o.layout === 'contiguous'}
   ${offVars.map((v, k) => `let ${v} = ${offsetExprs[k]} + i;`).join('\n  ')}
 #else
   ${stridedOffsets('i', strideFields, offsetExprs, offVars)}
@@ -122,6 +141,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   ${o.inputTypes.map((t, k) => `let ${names[k]} = ${load(k, t, `o${k}`)};`).join('\n  ')}
   let r = ${ELEMENTWISE_WGSL[o.op]};
   out[oOut] = ${store};
+#endif
 }
 `;
 }

@@ -65,3 +65,28 @@ export function shapesEqual(a: Shape, b: Shape): boolean {
 export function formatShape(shape: Shape): string {
   return `[${shape.join(', ')}]`;
 }
+
+/**
+ * The smallest-rank description of the same index walk for several views of one shape: size-1 dims are
+ * dropped and neighbouring dims d, d+1 merge when every view steps over them as one (stride[d] ==
+ * stride[d+1]·shape[d+1]; broadcast zeros merge with zeros). Strided kernels then do fewer div/mod steps per
+ * element (costly on CPU adapters). Rank is at least 1.
+ */
+export function coalesceDims(shape: Shape, stridesList: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } {
+  const outShape: number[] = [];
+  const outStrides: number[][] = stridesList.map(() => []);
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const last = outShape.length - 1;
+    const merges = last >= 0 && stridesList.every((s, k) => outStrides[k][last] === s[d] * shape[d]);
+    if (merges) {
+      outShape[last] *= shape[d];
+      stridesList.forEach((s, k) => (outStrides[k][last] = s[d]));
+    } else {
+      outShape.push(shape[d]);
+      stridesList.forEach((s, k) => outStrides[k].push(s[d]));
+    }
+  }
+  if (!outShape.length) return { shape: [1], strides: stridesList.map(() => [0]) };
+  return { shape: outShape, strides: outStrides };
+}

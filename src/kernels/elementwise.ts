@@ -4,7 +4,7 @@ import type { Backend, CpuStorage, GpuStorage } from '../engine/backend';
 import { empty } from '../engine/create';
 import { isFloat, type DType } from '../engine/dtype';
 import { ShapeError } from '../engine/errors';
-import { broadcastShapes, contiguousStrides, numel, shapesEqual, type Shape } from '../engine/shape';
+import { broadcastShapes, coalesceDims, contiguousStrides, numel, shapesEqual, type Shape } from '../engine/shape';
 import type { StridedView, Tensor } from '../engine/tensor';
 import { MAX_RANK, RANK_VEC4, UniformWriter } from '../engine/uniforms';
 import { elementwiseShader, type ElementwiseOp } from '../../shaders/elementwise.wgsl';
@@ -12,6 +12,8 @@ import { elementwiseRef } from './reference/elementwise';
 import { sumToShape } from './reduce';
 
 const WORKGROUP = 256;
+/** Innermost extent from which CPU adapters walk a strided op row by row (shorter rows: per element). */
+const ROW_WALK_MIN = 4;
 
 function sameBackend(tensors: readonly Tensor[]): Backend {
   const b = tensors[0].backend;
@@ -58,17 +60,22 @@ export function launchElementwise(backend: Backend, op: ElementwiseOp, inputs: r
     if (v.storage === out.storage) throw new ShapeError(`elementwise '${op}': the output aliases an input; copy the input first`);
   }
   const contiguous = [out, ...inputs].every((v) => isPlainContiguous(v, shape));
+  // The strided kernel walks the fewest dims that describe the same element order.
+  const walk = coalesceDims(shape, [out.strides, ...inputs.map((v) => v.strides)]);
+  const inner = walk.shape[walk.shape.length - 1];
+  const layout = contiguous ? 'contiguous' : backend.ctx.caps.software && inner >= ROW_WALK_MIN ? 'rows' : 'strided';
   const program = {
-    key: `elementwise:${op}:${inputs.map((v) => v.dtype).join(',')}>${out.dtype}:${contiguous ? 'c' : 's'}`,
-    source: () => elementwiseShader({ op, inputTypes: inputs.map((v) => v.dtype), outputType: out.dtype, contiguous, workgroupSize: WORKGROUP }),
+    key: `elementwise:${op}:${inputs.map((v) => v.dtype).join(',')}>${out.dtype}:${layout[0]}`,
+    source: () => elementwiseShader({ op, inputTypes: inputs.map((v) => v.dtype), outputType: out.dtype, layout, workgroupSize: WORKGROUP }),
     inputs: inputs.length,
     outputs: 1,
   };
-  const w = new UniformWriter().u32(n, shape.length, 0, 0).f32(params[0] ?? 0, params[1] ?? 0, params[2] ?? 0, params[3] ?? 0);
-  w.u32Array(shape, RANK_VEC4, 1).u32Array(out.strides, RANK_VEC4);
-  for (const v of inputs) w.u32Array(v.strides, RANK_VEC4);
+  const rows = n / inner;
+  const w = new UniformWriter().u32(n, walk.shape.length, rows, inner).f32(params[0] ?? 0, params[1] ?? 0, params[2] ?? 0, params[3] ?? 0);
+  w.u32Array(walk.shape, RANK_VEC4, 1);
+  for (const strides of walk.strides) w.u32Array(strides, RANK_VEC4);
   w.u32Array([out.offset, ...inputs.map((v) => v.offset)], 1);
-  const groups = Math.ceil(n / WORKGROUP);
+  const groups = Math.ceil((layout === 'rows' ? rows : n) / WORKGROUP);
   const maxX = backend.ctx.caps.limits.maxComputeWorkgroupsPerDimension;
   backend.ctx.dispatch(program, {
     inputs: inputs.map((v) => (v.storage as GpuStorage).buffer),

@@ -1,7 +1,8 @@
-import { afterAll, describe, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import * as ops from '../../src/index';
 import type { Tensor } from '../../src/index';
 import { compareWithReference, gradCheck, releaseGpu } from '../helpers/oracle';
+import { coalesceDims } from '../../src/engine/shape';
 
 afterAll(releaseGpu);
 
@@ -79,5 +80,18 @@ describe('binary elementwise with broadcasting', () => {
   });
   it('non-contiguous operands', async () => {
     await compareWithReference(ops.mul, [{ shape: [5, 3, 2], permuted: [1, 2, 0] }, { shape: [5, 3, 2], permuted: [2, 0, 1] }]);
+  });
+});
+
+describe('coalesceDims', () => {
+  it('drops size-1 dims and merges dims every view steps over as one', () => {
+    // Contiguous [2,3,4] and a [2,1,4] broadcast over dim 1: only the leading pair cannot merge for the broadcast.
+    expect(coalesceDims([2, 3, 4], [[12, 4, 1], [4, 0, 1]])).toEqual({ shape: [2, 3, 4], strides: [[12, 4, 1], [4, 0, 1]] });
+    expect(coalesceDims([2, 3, 4], [[12, 4, 1], [12, 4, 1]])).toEqual({ shape: [24], strides: [[1], [1]] });
+    // A transposed view [B, T, L] → [B, L, T] against a contiguous output: B stays, L·T cannot merge.
+    expect(coalesceDims([2, 5, 3], [[15, 3, 1], [15, 1, 5]])).toEqual({ shape: [2, 5, 3], strides: [[15, 3, 1], [15, 1, 5]] });
+    // Size-1 dims with any stride vanish; a scalar broadcast keeps zeros and merges.
+    expect(coalesceDims([1, 4, 1, 6], [[24, 6, 99, 1], [0, 0, 0, 0]])).toEqual({ shape: [24], strides: [[1], [0]] });
+    expect(coalesceDims([1, 1], [[1, 1]])).toEqual({ shape: [1], strides: [[0]] });
   });
 });
