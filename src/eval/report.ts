@@ -4,7 +4,7 @@
  * JSON-ready report out; `formatReport` renders the readable table.
  */
 import { clipImageMetrics, meanOf, summarize, type Summary } from './image-metrics';
-import { clipAnatomyMetrics, type ClipAnatomyMetrics } from './anatomy';
+import { clipAnatomyMetrics, pearson, type ClipAnatomyMetrics } from './anatomy';
 import { DEFAULT_LV_CENTRE, lvCentreFromParams, type Point } from './segmentation';
 import { frechetDistance, gaussianStats, type FeatureExtractor, type FrechetResult } from './frechet';
 import type { LpipsScorer } from './lpips-eval';
@@ -48,6 +48,11 @@ export interface AnatomyAggregate {
   /** |EF(generated) - EF(GT segmentation)| over clips. */
   efAbsError: Summary;
   efSignedErrorMean: number;
+  /**
+   * Pearson r over clips of EF(generated) against EF(ground truth): whether the generated function follows the
+   * subject, which a low mean error alone does not show (a population-average clip scores well on it).
+   */
+  efCorrelation: number;
   areaCorrelation: Summary;
   /** Ground-truth segmentation vs the phantom's true area curve (only clips whose metadata has it). */
   gtSegmentation: { clips: number; meanRelativeAreaError: number; maxRelativeAreaError: number; correlation: Summary; efAbsError: Summary } | null;
@@ -191,6 +196,7 @@ function aggregateAnatomy(perClip: ClipReport[]): AnatomyAggregate | null {
   return {
     efAbsError: summarize(efErrors.map(Math.abs)),
     efSignedErrorMean: meanOf(efErrors.filter(Number.isFinite)),
+    efCorrelation: withAnatomy.length > 2 ? pearson(withAnatomy.map((c) => c.anatomy!.predVsGt.curve.efProxy), withAnatomy.map((c) => c.anatomy!.predVsGt.reference.efProxy)) : NaN,
     areaCorrelation: summarize(withAnatomy.map((c) => c.anatomy!.predVsGt.correlation)),
     gtSegmentation: truthClips.length
       ? {
@@ -236,6 +242,7 @@ export function formatReport(report: EvaluationReport, maxRows = 40): string {
   if (g.lpips) lines.push(`LPIPS-${g.lpips.backbone} (all frames): ${ms(g.lpips, 4)}`);
   if (g.anatomy) {
     lines.push(`EF proxy |error| gen vs GT: ${ms(g.anatomy.efAbsError, 3)}; signed mean ${fixed(g.anatomy.efSignedErrorMean, 3)}`);
+    lines.push(`EF across clips, gen vs GT: Pearson r ${fixed(g.anatomy.efCorrelation, 3)}`);
     lines.push(`LV area curve Pearson r:    ${ms(g.anatomy.areaCorrelation, 3)}`);
     for (const [cls, v] of Object.entries(g.anatomy.byClass)) lines.push(`  ${cls.padEnd(12)} ${v.clips} clips: |EF err| ${fixed(v.efAbsErrorMean, 3)}, r ${fixed(v.areaCorrelationMean, 3)}`);
     const s = g.anatomy.gtSegmentation;

@@ -57,6 +57,9 @@ describe('npm run evaluate', () => {
     expect(report.aggregate.ssim.mean).toBeGreaterThan(0.8);
     expect(report.aggregate.anatomy.efAbsError.max).toBeLessThan(0.05);
     expect(report.aggregate.anatomy.areaCorrelation.min).toBeGreaterThan(0.95);
+    // A noisy copy keeps each subject's function: EF over the clips follows the ground truth.
+    expect(report.aggregate.anatomy.efCorrelation).toBeGreaterThan(0.9);
+    expect(r.stdout).toMatch(/EF across clips, gen vs GT: Pearson r (0\.9|1\.0)/);
     expect(report.aggregate.anatomy.gtSegmentation.clips).toBe(3);
     expect(report.aggregate.anatomy.gtSegmentation.maxRelativeAreaError).toBeLessThan(0.1);
     expect(report.aggregate.frechet[0].extractor).toBe('pooled-pixels-8x8');
