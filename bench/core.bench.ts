@@ -44,6 +44,26 @@ export async function run(engine: Engine, options: { quick: boolean }): Promise<
     rows.push(row({ suite: 'core', name: `elementwise ${name}`, shape: `${n}`, ms, gbps: (n * bytesPerElement) / ms / 1e6, tfjsMs }));
   }
 
+  // Strided walks as the DiT makes them: a [B, T, L, D] → [B, L, T, D] copy and an adaLN-style broadcast product.
+  const [b, t, l, d] = [8, 12, 64, 64];
+  const tokens = ops.randn(engine.backend, [b, t, l, d], gen);
+  const rowScale = ops.randn(engine.backend, [b, 1, d], gen);
+  const flat = ops.reshape(tokens, [b, t * l, d]);
+  const tTokens = tf?.randomNormal([b, t, l, d]);
+  const tScale = tf?.randomNormal([b, 1, d]);
+  const tFlat = tTokens ? tf!.reshape(tTokens, [b, t * l, d]) : undefined;
+  const strided: [string, string, () => ops.Tensor, (() => import('@tensorflow/tfjs').Tensor) | null][] = [
+    ['permute copy (0,2,1,3)', `[${b},${t},${l},${d}]`, () => ops.contiguous(ops.permute(tokens, [0, 2, 1, 3])), tf ? () => tf.transpose(tTokens!, [0, 2, 1, 3]) : null],
+    ['broadcast mul', `[${b},${t * l},${d}]×[${b},1,${d}]`, () => ops.mul(flat, rowScale), tf ? () => tf.mul(tFlat!, tScale!) : null],
+  ];
+  for (const [name, shape, fn, tfFn] of strided) {
+    const ms = await timeGpu(engine, fn, { budgetMs: budget });
+    const tfjsMs = tf && tfFn ? await timeTfjs(tf, tfFn, { budgetMs: budget }) : undefined;
+    rows.push(row({ suite: 'core', name: `elementwise ${name}`, shape, ms, gbps: (b * t * l * d * 8) / ms / 1e6, tfjsMs }));
+  }
+  for (const x of [tokens, rowScale, flat]) x.dispose();
+  for (const x of [tTokens, tScale, tFlat]) x?.dispose();
+
   const side = options.quick ? 1024 : 2048;
   const m = ops.randn(engine.backend, [side, side], gen);
   const tm = tf?.randomNormal([side, side]);
