@@ -38,6 +38,7 @@ export * from './kernels/norm';
 export * from './kernels/attention';
 export * from './kernels/loss';
 export * from './kernels/optimizer';
+export * from './kernels/grad-scaler';
 export * from './kernels/dropout';
 export { assign } from './engine/create';
 export { Module, type LoadableTensor, type LoadOptions, type LoadReport } from './models/module';

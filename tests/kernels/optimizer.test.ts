@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine';
 import type { Tensor } from '../../src/engine/tensor';
-import { AdamW, clipGradNorm, cosineLr, GradScaler } from '../../src/kernels/optimizer';
+import { GradScaler } from '../../src/kernels/grad-scaler';
+import { AdamW, clipGradNorm, cosineLr } from '../../src/kernels/optimizer';
 import { adamwStepRef, clipGradNormRef, cosineAnnealingRecursiveRef, type AdamWHyper } from '../../src/kernels/reference/optimizer';
 import { permute, transpose } from '../../src/kernels/views';
 import { backward } from '../../src/engine/autograd';
