@@ -26,7 +26,7 @@ stage() { # name, extra args...
   fi
   if [[ -f "$run/$name/checkpoints/last.safetensors" ]]; then
     echo "== $name: resuming $run/$name"
-    npx tsx src/cli/train.ts --resume "$run/$name"
+    npx tsx src/cli/train.ts --resume "$run/$name" --log-every 16
     return
   fi
   rm -rf "${run:?}/$name"

@@ -43,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
       runDir,
       resume: Boolean(options.resume),
       profileSteps: options.profileSteps ?? 0,
+      display: { logEvery: options.overrides.logEvery, plotEvery: options.overrides.plotEvery },
       progress: options.quiet ? null : { write: (t) => process.stderr.write(t), isTTY: Boolean(process.stderr.isTTY), columns: process.stderr.columns },
     });
     const loss = (v: number | null) => (v === null ? '-' : v.toPrecision(4));

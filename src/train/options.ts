@@ -137,7 +137,9 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
   if (options.resume && options.lpipsWeights) throw new UsageError("--resume continues with the run's stored configuration; drop --lpips-weights");
   if (options.resume) {
     // A resumed run repeats the stored configuration exactly; changing it would break that promise.
-    const changed = [...Object.keys(options.overrides), ...(options.amp ? ['amp'] : []), ...(options.data ? ['data'] : []), ...(options.vaeRun ? ['vaeRun'] : []), ...(options.ecgRun ? ['ecgRun'] : [])];
+    // Output-only settings (log and plot intervals) do not change the arithmetic: they may differ.
+    const outputOnly = new Set(['logEvery', 'plotEvery']);
+    const changed = [...Object.keys(options.overrides).filter((k) => !outputOnly.has(k)), ...(options.amp ? ['amp'] : []), ...(options.data ? ['data'] : []), ...(options.vaeRun ? ['vaeRun'] : []), ...(options.ecgRun ? ['ecgRun'] : [])];
     if (changed.length) throw new UsageError(`--resume continues with the run's stored configuration; drop ${changed.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
   } else if (!options.stage) throw new UsageError('--stage is required');
   return options;

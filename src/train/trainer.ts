@@ -48,6 +48,8 @@ export interface TrainerOptions {
    * pipelines) and write `profile.json` and `profile.txt`; 0 = off. Profiled steps run slower.
    */
   profileSteps?: number;
+  /** Output-only settings that win over the stored configuration (so a resumed run may log differently). */
+  display?: { logEvery?: number; plotEvery?: number };
 }
 
 export interface TrainSummary {
@@ -190,7 +192,9 @@ export class Trainer {
     const config = this.config;
     const total = config.totalSteps;
     const bpe = this.stage.train.batchesPerEpoch;
-    const progress = new Progress(this.options.progress ?? null, config.logEvery);
+    const logEvery = this.options.display?.logEvery ?? config.logEvery;
+    const plotEvery = this.options.display?.plotEvery ?? config.plotEvery;
+    const progress = new Progress(this.options.progress ?? null, logEvery);
     const prefetch = new Prefetcher(this.stage.train, this.options.prefetch ?? 2, total);
     const stopAt = Math.min(total, this.options.stopAfterStep ?? total);
     const started = performance.now();
@@ -224,7 +228,7 @@ export class Trainer {
       };
       await this.metrics.append(record);
       progress.update({ step: read.step, totalSteps: total, epoch: read.epoch, values, stepsPerSecond });
-      if (config.plotEvery > 0 && read.step % config.plotEvery === 0) await this.plot();
+      if (plotEvery > 0 && read.step % plotEvery === 0) await this.plot();
     };
 
     const profileFrom = startStep + 1;

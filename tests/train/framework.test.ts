@@ -29,6 +29,9 @@ describe('run options', () => {
     expect(() => parseRunArgs(['--stage', 'ecg', '--config', 'huge'])).toThrow(/tiny, cpu, small, paper/);
     expect(() => parseRunArgs(['--stage', 'ecg', '--bogus'])).toThrow(/unknown argument/);
     expect(() => parseRunArgs(['--steps', '3'])).toThrow(/--stage is required/);
+    // A resumed run keeps its arithmetic; output-only intervals may change, anything else is refused.
+    expect(parseRunArgs(['--resume', 'runs/x', '--log-every', '16', '--plot-every', '50']).overrides).toEqual({ logEvery: 16, plotEvery: 50 });
+    expect(() => parseRunArgs(['--resume', 'runs/x', '--steps', '9'])).toThrow(/drop --steps/);
     expect(defaultRunDir('ecg', new Date(2026, 0, 2, 3, 4, 5))).toBe('runs/ecg-20260102-030405');
   });
 
