@@ -82,7 +82,7 @@ const widthOf = (c: DitConfig): DitWidth => ({ hiddenSize: c.hiddenSize, depth: 
  */
 const FLOW_PRESETS: Record<Preset, FlowPreset> = {
   tiny: { ditWidth: widthOf(DIT_CONFIGS.tiny), batchSize: 4, lr: 1e-3, epochs: 4, valSubjects: 8 },
-  cpu: { ditWidth: { hiddenSize: 64, depth: 3, numHeads: 4, mlpRatio: 4, frequencyEmbeddingSize: 64 }, batchSize: 8, lr: 5e-4, epochs: 16, valSubjects: 16 },
+  cpu: { ditWidth: { hiddenSize: 64, depth: 3, numHeads: 4, mlpRatio: 4, frequencyEmbeddingSize: 64 }, batchSize: 8, lr: 5e-4, epochs: 32, valSubjects: 16 },
   small: { ditWidth: widthOf(DIT_CONFIGS.small), batchSize: 4, lr: 1e-4, epochs: 10, valSubjects: 64 },
   paper: { ditWidth: widthOf(DIT_CONFIGS.paper), batchSize: 4, lr: 1e-4, epochs: 10, valSubjects: 256 },
 };
