@@ -1,4 +1,5 @@
 import type { DType } from '../src/engine/dtype';
+import { BATCH_BASES } from './matmul.wgsl';
 
 /**
  * Tiling of the subgroup-matrix (tensor-core) matmul. One subgroup-matrix config of the device gives the
@@ -350,16 +351,7 @@ ${emu ? emulationHelpers(t) : ''}
 @compute @workgroup_size(${g.threads}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32${emu ? '' : ', @builtin(subgroup_id) sg: u32'}) {
   ${prologue}
-  var rest = wid.z;
-  var aBase = u.aOffset;
-  var bBase = u.bOffset;
-  for (var d = i32(u.batchRank) - 1; d >= 0; d--) {
-    let extent = u.batchShape[d];
-    let coord = rest % extent;
-    rest = rest / extent;
-    aBase += coord * u.aBatch[d];
-    bBase += coord * u.bBatch[d];
-  }
+  ${BATCH_BASES}
   let outBase = u.outOffset + wid.z * u.m * u.n;
   let row0 = wid.y * ${g.bm}u;
   let col0 = wid.x * ${g.bn}u;

@@ -30,7 +30,7 @@ struct Params {
 }
 
 /** Batch index wid.z → element offsets aBase, bBase of this batch in A and B (stride 0 where broadcast). */
-const BATCH_BASES = `var rest = wid.z;
+export const BATCH_BASES = `var rest = wid.z;
   var aBase = u.aOffset;
   var bBase = u.bOffset;
   for (var d = i32(u.batchRank) - 1; d >= 0; d--) {
