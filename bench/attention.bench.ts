@@ -43,6 +43,17 @@ async function peakMiB(engine: Engine, fn: () => void): Promise<number> {
   return (engine.memory().peakBytes - before) / 2 ** 20;
 }
 
+/** One forward + backward of sum(attention(q, k, v)), gradients released (q, k, v must require grad). */
+export function attentionTrainStep(q: Tensor, k: Tensor, v: Tensor): void {
+  const loss = tidy(() => sum(attention(q, k, v)));
+  backward(loss);
+  loss.dispose();
+  for (const t of [q, k, v]) {
+    t.grad?.dispose();
+    t.grad = null;
+  }
+}
+
 /**
  * Flash attention forward and forward+backward, 8 heads, D 64 at N 50/144 (DiT) and D 32 at 1,024+
  * (VAE space-time attention), against the materialized softmax(QKᵀ)V built from our matmul/softmax where
@@ -70,15 +81,7 @@ export async function run(engine: Engine, options: { quick: boolean }): Promise<
     rows.push(row({ suite: 'attention', name: `flash forward (peak +${flashPeak.toFixed(1)} MiB)`, shape: label, ms: fwdMs, gflops: fwdFlops / fwdMs / 1e6 }));
 
     for (const t of [q, k, v]) t.requiresGrad = true;
-    const trainStep = () => {
-      const loss = tidy(() => sum(attention(q, k, v)));
-      backward(loss);
-      loss.dispose();
-      for (const t of [q, k, v]) {
-        t.grad?.dispose();
-        t.grad = null;
-      }
-    };
+    const trainStep = () => attentionTrainStep(q, k, v);
     const trainPeak = await peakMiB(engine, trainStep);
     const trainMs = await timeGpu(engine, trainStep, timing);
     rows.push(row({ suite: 'attention', name: `flash fwd+bwd (peak +${trainPeak.toFixed(1)} MiB)`, shape: label, ms: trainMs, gflops: (3.5 * fwdFlops) / trainMs / 1e6 }));

@@ -12,7 +12,6 @@ import { attention } from '../src/kernels/attention';
 import { convBackwardData, convBackwardWeight, convNd } from '../src/kernels/conv';
 import { cast } from '../src/kernels/elementwise';
 import { gaussianKl, l1Loss } from '../src/kernels/loss';
-import { sum } from '../src/kernels/reduce';
 import { matmul } from '../src/kernels/matmul';
 import {
   planSubgroupMatmul,
@@ -34,6 +33,7 @@ import { MemoryTrainFileSystem } from '../src/train/files';
 import { parseRunArgs } from '../src/train/options';
 import { encodeEcgTokens, flowLoss } from '../src/train/stage-flow';
 import { STAGES } from '../src/train/stages';
+import { attentionTrainStep } from './attention.bench';
 import { row, timeGpu, type BenchRow } from './harness';
 
 /** Options bench/run.ts passes to every suite (the older suites read `quick` only). */
@@ -228,15 +228,7 @@ export async function runAttention(engine: Engine, options: SuiteOptions): Promi
     const fwd = await timeGpu(engine, () => attention(q, k, v), timing);
     rows.push({ ...row({ suite: 'gpu-attention', name: 'flash attention fwd f32', shape: label, ms: fwd, gflops: fwdFlop / fwd / 1e6 }), info: { peakMiB: fwdPeak } });
     for (const t of [q, k, v]) t.requiresGrad = true;
-    const step = () => {
-      const loss = tidy(() => sum(attention(q, k, v)));
-      backward(loss);
-      loss.dispose();
-      for (const t of [q, k, v]) {
-        t.grad?.dispose();
-        t.grad = null;
-      }
-    };
+    const step = () => attentionTrainStep(q, k, v);
     const trainPeak = await peakMiB(engine, step);
     const train = await timeGpu(engine, step, timing);
     rows.push({ ...row({ suite: 'gpu-attention', name: 'flash attention fwd+bwd f32', shape: label, ms: train, gflops: (3.5 * fwdFlop) / train / 1e6 }), info: { peakMiB: trainPeak } });
