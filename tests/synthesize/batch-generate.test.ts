@@ -1,0 +1,85 @@
+/**
+ * Batched synthesis: a clip generated in a batch equals the one `FlowPipeline.generate` makes alone for the
+ * same (seed, index), whatever B and batch-mates; conditional clips follow their ECG; non-finite weights
+ * fail loudly instead of decoding to a black clip.
+ */
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { generateSubject } from '../../src/data/phantom/subject';
+import { parseRunArgs, train } from '../../src/train/index';
+import { NodeTrainFileSystem } from '../../src/train/node-files';
+import { FlowPipeline } from '../../src/train/pipeline';
+import { flowStage } from '../../src/train/stage-flow';
+import { writeTinyChain } from '../../src/train/stage-flow-fixture';
+import { generateBatch, SynthesisError } from '../../src/synthesize/batch-generate';
+import { gpuEngine } from '../helpers/oracle';
+import { CONTENDED_TIMEOUT, tempDirMaker } from '../train/run-helpers';
+
+const tempDir = tempDirMaker('synth-batch-');
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+describe('generateBatch (GPU, tiny chain)', () => {
+  const fs = new NodeTrainFileSystem();
+  let flowRun = '';
+
+  beforeAll(async () => {
+    const engine = await gpuEngine();
+    const dir = tempDir();
+    const chain = await writeTinyChain(engine, fs, join(dir, 'chain'), { seed: 7, trainSubjects: 4 });
+    const config = flowStage.resolveConfig(parseRunArgs(['--stage', 'flow', '--vae-run', chain.vaeRun, '--ecg-run', chain.ecgRun, '--steps', '2', '--batch', '2', '--val-every', '2']));
+    config.valSubjects = 2;
+    flowRun = join(dir, 'flow-run');
+    await train(flowStage, config, { engine, fs, runDir: flowRun, progress: null });
+  }, CONTENDED_TIMEOUT);
+
+  it('a clip in a batch equals the clip generated alone, for any batch size and batch-mates', async () => {
+    const engine = await gpuEngine();
+    const pipeline = await FlowPipeline.load(engine, fs, flowRun);
+    try {
+      const ecgs = [3, 8, 11].map((i) => generateSubject(42, i, { cine: false }).ecg);
+      const options = { steps: 2, seed: 9, guidance: 2 };
+      const alone = await Promise.all(ecgs.map(async (ecg, k) => pipeline.generate(ecg, { ...options, index: 100 + k })));
+      const batched = await generateBatch(pipeline, ecgs.map((ecg, k) => ({ ecg, index: 100 + k })), options);
+      // The same clip with other batch-mates and another batch size.
+      const [second] = await generateBatch(pipeline, [{ ecg: ecgs[1], index: 101 }], options);
+      const reordered = await generateBatch(pipeline, [{ ecg: ecgs[2], index: 102 }, { ecg: ecgs[1], index: 101 }], options);
+      expect(batched).toHaveLength(3);
+      for (let k = 0; k < 3; k++) {
+        expect([batched[k].frames, batched[k].height, batched[k].width]).toEqual([alone[k].frames, alone[k].height, alone[k].width]);
+        expect(maxAbsDiff(batched[k].clip, alone[k].clip)).toBeLessThan(1e-4);
+        expect(maxAbsDiff(batched[k].latent, alone[k].latent)).toBeLessThan(1e-4);
+      }
+      expect(maxAbsDiff(second.clip, batched[1].clip)).toBeLessThan(1e-4);
+      expect(maxAbsDiff(reordered[1].clip, batched[1].clip)).toBeLessThan(1e-4);
+      // Different inputs give different clips (the batch rows are not copies of one another).
+      expect(maxAbsDiff(batched[0].clip, batched[1].clip)).toBeGreaterThan(1e-3);
+      // Unconditional: only the noise index matters.
+      const u = await generateBatch(pipeline, [{ ecg: ecgs[0], index: 5 }, { ecg: ecgs[1], index: 5 }], { ...options, unconditional: true });
+      expect(maxAbsDiff(u[0].clip, u[1].clip)).toBe(0);
+    } finally {
+      pipeline.dispose();
+    }
+  }, CONTENDED_TIMEOUT);
+
+  it('non-finite weights give a SynthesisError naming the input, not a black clip', async () => {
+    const engine = await gpuEngine();
+    const pipeline = await FlowPipeline.load(engine, fs, flowRun);
+    try {
+      // Poison the template: every latent becomes NaN.
+      const values = new Float32Array(pipeline.template.shape.reduce((a, b) => a * b, 1)).fill(NaN);
+      const { assign } = await import('../../src/engine/create');
+      assign(pipeline.template, values);
+      const ecg = generateSubject(42, 3, { cine: false }).ecg;
+      await expect(generateBatch(pipeline, [{ ecg, index: 4 }], { steps: 1 })).rejects.toThrow(SynthesisError);
+      await expect(generateBatch(pipeline, [{ ecg, index: 4 }], { steps: 1 })).rejects.toThrow(/input index 4/);
+    } finally {
+      pipeline.dispose();
+    }
+  }, CONTENDED_TIMEOUT);
+});
