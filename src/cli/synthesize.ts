@@ -12,6 +12,7 @@ import { Engine } from '../engine/engine';
 import { runSynthesis } from '../synthesize/job';
 import { datasetSources, fileSources, phantomSources, type SynthesisSource } from '../synthesize/sources';
 import { UsageError } from '../train/options';
+import { NodeTrainFileSystem } from '../train/node-files';
 import { FlowPipeline } from '../train/pipeline';
 import { formatDuration } from '../train/progress';
 import { SAMPLE_DEFAULTS, SAMPLER_METHODS, type SamplerMethod } from '../train/sampler';
@@ -177,7 +178,7 @@ async function main(argv: string[]): Promise<number> {
   const engine = await Engine.webgpu();
   let pipeline: FlowPipeline | null = null;
   try {
-    pipeline = await FlowPipeline.load(engine, fs, args.checkpoint, { stage1Encoder: args.stage1Encoder });
+    pipeline = await FlowPipeline.load(engine, new NodeTrainFileSystem(), args.checkpoint, { stage1Encoder: args.stage1Encoder });
     const sha = createHash('sha256').update(readFileSync(pipeline.weightsSource)).digest('hex');
     const mine = sources.filter((_, k) => k % args.shard.count === args.shard.index).length;
     const adapter = engine.caps?.adapter;

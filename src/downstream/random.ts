@@ -1,0 +1,46 @@
+/** Small seeded helpers of the downstream experiment (host side): a PRNG, shuffles and the folds by subject. */
+import { hashSeed } from '../data/random';
+
+export function mulberry32(seed: number): () => number {
+  let a = hashSeed(seed) >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function shuffled<T>(items: readonly T[], rnd: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/**
+ * k folds of subject ids: each id in exactly one fold; with `strata` (e.g. the class of each id) the ids
+ * of each stratum are dealt round-robin after a seeded shuffle, so every fold keeps the class balance.
+ * Folds depend only on (ids, strata, k, seed).
+ */
+export function subjectFolds(ids: readonly string[], k: number, seed: number, strata?: readonly (string | number)[]): number[][] {
+  if (!Number.isInteger(k) || k < 2) throw new Error(`--folds must be an integer >= 2, got ${k}`);
+  if (ids.length < k) throw new Error(`${ids.length} labelled subjects cannot make ${k} folds`);
+  if (new Set(ids).size !== ids.length) throw new Error('subject ids repeat: folds are made by subject, so ids must be unique');
+  const rnd = mulberry32(hashSeed(seed, 0xf01d));
+  const groups = new Map<string, number[]>();
+  ids.forEach((_, i) => {
+    const key = String(strata?.[i] ?? '');
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key)!.push(i);
+  });
+  const folds: number[][] = Array.from({ length: k }, () => []);
+  let next = 0;
+  for (const key of [...groups.keys()].sort()) {
+    for (const i of shuffled(groups.get(key)!, rnd)) folds[next++ % k].push(i);
+  }
+  return folds.map((f) => f.sort((a, b) => a - b));
+}

@@ -1,0 +1,161 @@
+/**
+ * The experiment's report: per arm and mix ratio, every metric as mean ± sd over the (seed, fold) runs,
+ * for the held-out folds (cross-validation) and the test set, plus a 95 % percentile bootstrap CI over test
+ * subjects of the metric averaged across the runs; JSON, a markdown table, and one SVG per headline
+ * metric (metric vs mix ratio, one line per arm; `none` and `real` have no synthetic clips and are drawn as
+ * horizontal reference lines).
+ */
+import { bootstrapCi, classificationMetrics, meanSd, regressionMetrics } from './metrics';
+import type { Arm, ExperimentSettings, RunRecord } from './experiment';
+
+export interface TestTruth {
+  task: 'classify' | 'regress';
+  /** classify: class index per test subject; regress: rows × targets on the original scale. */
+  values: number[];
+  classes: string[];
+  targets: string[];
+}
+
+export interface ReportRow {
+  arm: Arm;
+  mix: number;
+  runs: number;
+  cv: Record<string, { mean: number; sd: number }>;
+  test: Record<string, { mean: number; sd: number; ci: [number, number] | null }> | null;
+}
+
+export interface ExperimentReport {
+  settings: ExperimentSettings;
+  rows: ReportRow[];
+  headline: string[];
+}
+
+const ARM_ORDER: Arm[] = ['none', 'real', 'synthetic', 'unconditional'];
+
+function metricOnRows(truth: TestTruth, predictions: number[], rows: number[], metric: string): number {
+  if (truth.task === 'classify') {
+    const k = truth.classes.length;
+    const probs = new Float64Array(rows.length * k);
+    rows.forEach((r, i) => probs.set(predictions.slice(r * k, (r + 1) * k), i * k));
+    return (classificationMetrics(probs, rows.map((r) => truth.values[r]), k) as unknown as Record<string, number>)[metric];
+  }
+  const [name, kind] = metric.split('.');
+  const m = truth.targets.length;
+  const j = truth.targets.indexOf(name);
+  const r = regressionMetrics(rows.map((row) => predictions[row * m + j]), rows.map((row) => truth.values[row * m + j]));
+  return kind === 'mae' ? r.mae : r.r2;
+}
+
+export function buildReport(settings: ExperimentSettings, records: RunRecord[], truth: TestTruth | null, resamples = 1000): ExperimentReport {
+  const groups = new Map<string, RunRecord[]>();
+  for (const r of records) {
+    const key = `${r.arm}|${r.mix}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key)!.push(r);
+  }
+  const rows: ReportRow[] = [];
+  for (const [key, runs] of groups) {
+    const [arm, mix] = key.split('|');
+    const metrics = Object.keys(runs[0].cv);
+    const cv: ReportRow['cv'] = {};
+    for (const m of metrics) {
+      const { mean, sd } = meanSd(runs.map((r) => r.cv[m]));
+      cv[m] = { mean, sd };
+    }
+    let test: ReportRow['test'] = null;
+    const withTest = runs.filter((r) => r.test && r.testPredictions);
+    if (withTest.length) {
+      test = {};
+      for (const m of Object.keys(withTest[0].test!)) {
+        const { mean, sd } = meanSd(withTest.map((r) => r.test![m]));
+        const n = truth ? truth.values.length / (truth.task === 'regress' ? truth.targets.length : 1) : 0;
+        const ci = truth && n > 1
+          ? bootstrapCi(n, (idx) => withTest.reduce((a, r) => a + metricOnRows(truth, r.testPredictions!, idx, m), 0) / withTest.length, { resamples, seed: 7 })
+          : null;
+        test[m] = { mean, sd, ci };
+      }
+    }
+    rows.push({ arm: arm as Arm, mix: Number(mix), runs: runs.length, cv, test });
+  }
+  rows.sort((a, b) => ARM_ORDER.indexOf(a.arm) - ARM_ORDER.indexOf(b.arm) || a.mix - b.mix);
+  const headline = settings.task === 'classify' ? ['acc', 'balancedAcc', 'macroAuc', 'macroF1'] : settings.labels.flatMap((l) => [`${l}.mae`, `${l}.r2`]);
+  return { settings, rows, headline };
+}
+
+const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : 'n/a');
+
+export function reportMarkdown(report: ExperimentReport): string {
+  const s = report.settings;
+  const lines = [
+    `# Downstream ${s.task === 'classify' ? `classification of '${s.labels[0]}'` : `regression of ${s.labels.join(', ')}`}`,
+    '',
+    `${s.folds}-fold cross-validation by subject × ${s.seeds} seed(s); encoder width ${s.encoder.width}, clips ${s.geometry.frames} × ${s.geometry.size} × ${s.geometry.size}; ` +
+      `pretraining ${s.pretrainEpochs} epochs (batch ${s.pretrainBatch}, lr ${s.pretrainLr}, τ ${s.temperature}), fine-tuning ${s.finetuneEpochs} epochs (batch ${s.finetuneBatch}, lr ${s.finetuneLr}).`,
+    'Cells: mean ± sd over runs; test cells add the 95 % bootstrap CI over test subjects.',
+    '',
+  ];
+  const hasTest = report.rows.some((r) => r.test);
+  const header = ['arm', 'mix', 'runs', ...report.headline.map((m) => `CV ${m}`), ...(hasTest ? report.headline.map((m) => `test ${m}`) : [])];
+  lines.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`);
+  for (const r of report.rows) {
+    const cells = [r.arm, r.arm === 'none' || r.arm === 'real' ? '—' : `${r.mix}`, `${r.runs}`];
+    for (const m of report.headline) cells.push(r.cv[m] ? `${fmt(r.cv[m].mean)} ± ${fmt(r.cv[m].sd)}` : '');
+    if (hasTest) for (const m of report.headline) {
+      const t = r.test?.[m];
+      cells.push(t ? `${fmt(t.mean)} ± ${fmt(t.sd)}${t.ci ? ` [${fmt(t.ci[0])}, ${fmt(t.ci[1])}]` : ''}` : '');
+    }
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+const COLORS: Record<Arm, string> = { none: '#888', real: '#1f77b4', synthetic: '#d62728', unconditional: '#2ca02c' };
+
+/** metric vs mix ratio, one line per arm (test values when there is a test set, else CV). */
+export function metricPlotSvg(report: ExperimentReport, metric: string): string {
+  const W = 520;
+  const H = 320;
+  const pad = { l: 56, r: 130, t: 30, b: 44 };
+  const value = (r: ReportRow) => (r.test?.[metric] ?? r.cv[metric])?.mean ?? NaN;
+  const mixes = [0, ...report.settings.mixes.filter((m) => m > 0)];
+  const values = report.rows.map(value).filter(Number.isFinite);
+  if (!values.length) return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}"><text x="20" y="40">no ${metric} values</text></svg>`;
+  let lo = Math.min(...values);
+  let hi = Math.max(...values);
+  if (hi - lo < 1e-6) (lo -= 0.05), (hi += 0.05);
+  const span = hi - lo;
+  lo -= 0.1 * span;
+  hi += 0.1 * span;
+  const maxMix = Math.max(1, ...mixes);
+  const x = (m: number) => pad.l + ((W - pad.l - pad.r) * m) / maxMix;
+  const y = (v: number) => H - pad.b - ((H - pad.t - pad.b) * (v - lo)) / (hi - lo);
+  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${pad.l}" y="18" font-size="13">${metric} (${report.rows.some((r) => r.test) ? 'test set' : 'cross-validation'}) vs synthetic mix ratio</text>`,
+    `<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="black"/>`,
+    `<line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="black"/>`];
+  for (const m of mixes) parts.push(`<text x="${x(m)}" y="${H - pad.b + 16}" text-anchor="middle">${m}</text>`);
+  parts.push(`<text x="${(pad.l + W - pad.r) / 2}" y="${H - 8}" text-anchor="middle">synthetic clips / real clips</text>`);
+  for (let k = 0; k <= 4; k++) {
+    const v = lo + ((hi - lo) * k) / 4;
+    parts.push(`<text x="${pad.l - 6}" y="${y(v) + 4}" text-anchor="end">${v.toFixed(3)}</text>`);
+  }
+  let legend = pad.t + 10;
+  for (const arm of ARM_ORDER) {
+    const rows = report.rows.filter((r) => r.arm === arm);
+    if (!rows.length) continue;
+    if (arm === 'none' || arm === 'real') {
+      const v = value(rows[0]);
+      parts.push(`<line x1="${x(0)}" y1="${y(v)}" x2="${x(maxMix)}" y2="${y(v)}" stroke="${COLORS[arm]}" stroke-dasharray="${arm === 'none' ? '2,3' : '6,3'}" stroke-width="2"/>`);
+    } else {
+      const real = report.rows.find((r) => r.arm === 'real');
+      const points = [...(real ? [[0, value(real)]] : []), ...rows.map((r) => [r.mix, value(r)])].filter(([, v]) => Number.isFinite(v));
+      parts.push(`<polyline fill="none" stroke="${COLORS[arm]}" stroke-width="2" points="${points.map(([m, v]) => `${x(m).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>`);
+      for (const [m, v] of points) parts.push(`<circle cx="${x(m).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3" fill="${COLORS[arm]}"/>`);
+    }
+    parts.push(`<line x1="${W - pad.r + 10}" y1="${legend}" x2="${W - pad.r + 30}" y2="${legend}" stroke="${COLORS[arm]}" stroke-width="2"/><text x="${W - pad.r + 34}" y="${legend + 4}">${arm}</text>`);
+    legend += 18;
+  }
+  parts.push('</svg>');
+  return parts.join('\n');
+}
