@@ -60,12 +60,14 @@ describe('sampling rate', () => {
   });
 
   it('refuses a heart rate far outside 20-300 bpm (a wrong rate), as a warning in lenient mode', () => {
-    // 500 Hz data declared as 100 Hz: 50 s long, the heart rate drops five-fold.
-    expect(() => prepareEcg(rec(leads(), LEAD_NAMES, 100))).toThrow(/heart rate \d+ bpm .*outside 20-300 bpm.*sampling frequency/);
-    const lenient = prepareEcg(rec(leads(), LEAD_NAMES, 100), { checks: 'lenient' });
-    expect(lenient.warnings.join('\n')).toMatch(/heart rate \d+ bpm/);
-    // Declared 2500 Hz: 2 s, the heart rate five times too high.
-    expect(() => prepareEcg(rec(leads(), LEAD_NAMES, 2500))).toThrow(/heart rate \d+ bpm/);
+    // 500 Hz data declared as 2500 Hz: 2 s long, the heart rate five times too high.
+    expect(() => prepareEcg(rec(leads(), LEAD_NAMES, 2500))).toThrow(/^rec\.hea: heart rate \d+ bpm .*outside 20-300 bpm.*sampling frequency \(2500 Hz\)/);
+    const lenient = prepareEcg(rec(leads(), LEAD_NAMES, 2500), { checks: 'lenient' });
+    expect(lenient.warnings.join('\n')).toMatch(/heart rate \d+ bpm .*kept: lenient/);
+    // Declared 100 Hz: 50 s long, five times too slow; the large deflections show it (warning, strict refuses).
+    const slow = prepareEcg(rec(leads(), LEAD_NAMES, 100));
+    expect(slow.warnings.join('\n')).toMatch(/heart rate 1\d bpm .*large deflections: 1\d bpm.*sampling frequency \(100 Hz\).*only a warning/);
+    expect(() => prepareEcg(rec(leads(), LEAD_NAMES, 100), { checks: 'strict' })).toThrow(/heart rate 1\d bpm/);
   });
 
   it('NPY carries no rate: without fs it is an error that says --fs; with fs it is used', async () => {

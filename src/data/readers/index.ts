@@ -1,12 +1,13 @@
 /**
  * File-level entry points: pick a reader from the path, read through a DataFileSystem.
- * ECG: .hea (WFDB), .csv/.tsv/.txt (CSV), .npy ((C, L) or (L, C) with C <= 15, or 1-D single lead).
+ * ECG: .hea (WFDB), .csv/.tsv/.txt (CSV), .npy ((C, L) or (L, C) with C <= 15, or 1-D single lead; needs fs).
  * CMR: .nii/.nii.gz (NIfTI), .npy ((T, H, W)), a directory or .dcm file(s) (DICOM series).
  */
 import { DataError } from '../errors';
-import { type DataFileSystem, baseName, joinPath, decodeText } from '../fs';
+import { type DataFileSystem, baseName, joinPath, decodeText, readInputFile } from '../fs';
 import { readNpy, toFloat32 } from '../npy';
 import type { EcgRecording } from '../preprocess/ecg';
+import { assertPlausibleFs } from '../preprocess/ecg-checks';
 import type { CineVolume } from '../preprocess/cmr';
 import { readWfdb } from './wfdb';
 import { parseEcgCsv, type CsvOptions } from './csv';
@@ -14,16 +15,23 @@ import { readNifti } from './nifti';
 import { readDicomSeries } from './dicom';
 
 export interface EcgReadOptions extends CsvOptions {
-  /** Sampling frequency for NPY input (default 500). */
+  /** Sampling frequency of an NPY recording (the same as `fs`); NPY stores none, so one of them is required. */
   npyFs?: number;
 }
 
 const STANDARD = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6'];
 
-/** An ECG from NPY bytes: 1-D = one lead; 2-D as (leads, samples), transposed when clearly (samples, leads). */
-export function ecgFromNpy(bytes: Uint8Array, source: string, fs = 500, leadNames?: string[]): EcgRecording & { warnings: string[] } {
+/**
+ * An ECG from NPY bytes: 1-D = one lead; 2-D as (leads, samples), transposed when clearly (samples, leads).
+ * NPY holds no sampling frequency, so `fs` is required (never assumed); 12 unnamed channels are taken in
+ * the standard order with a warning.
+ */
+export function ecgFromNpy(bytes: Uint8Array, source: string, fs?: number, leadNames?: string[]): EcgRecording & { warnings: string[] } {
+  if (fs === undefined) {
+    throw new DataError(source, 'an NPY file stores no sampling frequency: give it (CLI: --fs HZ, e.g. --fs 500; API: readEcgFile(fs, path, { fs }))');
+  }
+  assertPlausibleFs(fs, source, 'given sampling frequency');
   const arr = readNpy(bytes, source);
-  const data = toFloat32(arr.data);
   const warnings: string[] = [];
   let channels: number;
   let length: number;
@@ -38,21 +46,30 @@ export function ecgFromNpy(bytes: Uint8Array, source: string, fs = 500, leadName
     }
   } else throw new DataError(source, `ECG array must be 1-D or 2-D, got shape (${arr.shape.join(', ')})`);
   if (channels > 15) throw new DataError(source, `ECG array shape (${arr.shape.join(', ')}) has no lead axis of size <= 15`);
+  if (channels === 0 || length === 0) throw new DataError(source, `ECG array shape (${arr.shape.join(', ')}) holds no samples`);
+  if (leadNames && leadNames.length !== channels) throw new DataError(source, `${leadNames.length} lead names given for ${channels} channels`);
+  const data = toFloat32(arr.data);
   const signals = Array.from({ length: channels }, (_, c) => {
     const s = new Float32Array(length);
     for (let i = 0; i < length; i++) s[i] = transposed ? data[i * channels + c] : data[c * length + i];
     return s;
   });
+  if (!leadNames && channels === 12) warnings.push(`${source}: 12 unnamed channels taken in the standard order I, II, III, aVR, aVL, aVF, V1-V6`);
   const names = leadNames ?? (channels === 12 ? STANDARD : channels === 1 ? ['lead'] : signals.map((_, i) => `lead${i + 1}`));
   return { signals, leadNames: names, fs, source, warnings };
 }
 
 export async function readEcgFile(fs: DataFileSystem, path: string, options: EcgReadOptions = {}): Promise<EcgRecording & { warnings: string[] }> {
   const lower = path.toLowerCase();
-  if (lower.endsWith('.hea') || lower.endsWith('.dat')) return readWfdb(fs, path.replace(/\.dat$/i, '.hea'));
+  if (lower.endsWith('.hea') || lower.endsWith('.dat')) {
+    const record = await readWfdb(fs, path.replace(/\.dat$/i, '.hea'));
+    const given = options.npyFs ?? options.fs;
+    if (given !== undefined && given !== record.fs) record.warnings.push(`${record.source}: the given sampling frequency ${given} Hz is ignored; the header's ${record.fs} Hz is used`);
+    return record;
+  }
+  if (/\.(csv|tsv|txt)$/.test(lower)) return parseEcgCsv(decodeText(await readInputFile(fs, path)), { ...options, source: path });
+  if (lower.endsWith('.npy')) return ecgFromNpy(await readInputFile(fs, path), path, options.npyFs ?? options.fs, options.leadNames);
   if (!(await fs.exists(path))) throw new DataError(path, 'file not found');
-  if (/\.(csv|tsv|txt)$/.test(lower)) return parseEcgCsv(decodeText(await fs.readFile(path)), { ...options, source: path });
-  if (lower.endsWith('.npy')) return ecgFromNpy(await fs.readFile(path), path, options.npyFs ?? options.fs ?? 500, options.leadNames);
   throw new DataError(path, 'unknown ECG file type (expected .hea, .csv, .tsv, .txt or .npy)');
 }
 
