@@ -165,3 +165,13 @@ describe('directories given as files', () => {
     await expect(readEcgFile(memory, 'm.csv', { fs: 500 })).rejects.toThrow(/m\.csv: .*is a directory/);
   });
 });
+
+describe('CSV details', () => {
+  it('a byte-order mark does not hide the time column', () => {
+    const rows = ['\uFEFFtime,II'];
+    for (let i = 0; i < 1500; i++) rows.push(`${(i / 500).toFixed(3)},${good[1][i]}`);
+    const r = parseEcgCsv(rows.join('\n'), { source: 'bom.csv' });
+    expect(r.fs).toBe(500);
+    expect(r.leadNames).toEqual(['II']);
+  });
+});
