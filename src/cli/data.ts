@@ -3,7 +3,7 @@
  *   synth --n N --out DIR [--seed S] [--split 0.8,0.1,0.1]     write a phantom dataset
  *   show --data DIR --index I [--split train] --out DIR2        pictures of a dataset subject
  *   show --phantom [--class healthy] [--seed S] [--index I] --out DIR2   pictures of a fresh phantom
- *   inspect FILE [--fs HZ]                                      read an ECG or CMR file, print what the model would get
+ *   inspect FILE [--fs HZ] [--strict | --lenient]               read an ECG or CMR file, print what the model would get
  */
 import { NodeFileSystem } from '../data/node-fs';
 import { joinPath, decodeText } from '../data/fs';
@@ -113,10 +113,13 @@ async function inspect(positional: string[], flags: Flags) {
     [...vol.warnings, ...prepared.warnings].forEach((w) => console.log(`warning: ${w}`));
     return;
   }
+  if (flags.fs !== undefined && !(typeof flags.fs === 'string' && Number(flags.fs) > 0)) throw new Error(`--fs needs a sampling frequency in Hz, got '${flags.fs === true ? '' : flags.fs}'`);
+  if (flags.strict === true && flags.lenient === true) throw new Error('--strict and --lenient exclude each other');
   const rec = await readEcgFile(fs, path, { fs: flags.fs !== undefined ? Number(flags.fs) : undefined });
-  const prepared = prepareEcg(rec, { strict: flags.strict === true });
+  const prepared = prepareEcg(rec, { checks: flags.strict === true ? 'strict' : flags.lenient === true ? 'lenient' : 'normal' });
   console.log(`ECG ${path}: ${rec.signals.length} lead(s) [${rec.leadNames.join(', ')}], ${rec.signals[0].length} samples at ${rec.fs} Hz -> (12, 5000)`);
-  console.log(`R peaks (lead II, robust): ${robustRPeaks(prepared.data.subarray(5000, 10000)).length}`);
+  const rate = prepared.heartRateBpm === null ? 'not measurable' : `${prepared.heartRateBpm.toFixed(0)} bpm`;
+  console.log(`R peaks (lead II, robust): ${robustRPeaks(prepared.data.subarray(5000, 10000)).length}; heart rate ${rate}`);
   [...rec.warnings, ...prepared.warnings].forEach((w) => console.log(`warning: ${w}`));
 }
 
@@ -130,7 +133,7 @@ async function main() {
     console.log('usage: npm run data -- synth --n N --out DIR [--seed S] [--split 0.8,0.1,0.1]');
     console.log('       npm run data -- show --data DIR --index I [--split train] --out DIR2');
     console.log('       npm run data -- show --phantom --class healthy|hypertrophic|dilated|regional [--seed S] [--small] --out DIR2');
-    console.log('       npm run data -- inspect FILE [--fs HZ] [--strict] [--slice Z]');
+    console.log('       npm run data -- inspect FILE [--fs HZ] [--strict | --lenient] [--slice Z]');
     process.exitCode = command ? 1 : 0;
   }
 }

@@ -37,7 +37,8 @@ export interface EcgRecording {
   source: string;
 }
 
-export type EcgCheckMode = 'strict' | 'normal' | 'lenient';
+export const ECG_CHECK_MODES = ['strict', 'normal', 'lenient'] as const;
+export type EcgCheckMode = (typeof ECG_CHECK_MODES)[number];
 
 export const ECG_FS_RANGE = { min: 50, max: 10_000 } as const;
 export const ECG_HEART_RATE_RANGE = { min: 20, max: 300 } as const;
@@ -139,7 +140,7 @@ export function screenEcgRecording(rec: EcgRecording, mode: EcgCheckMode = 'norm
     const lo = Math.min(...huge.map((i) => ranges[i]));
     const hi = Math.max(...huge.map((i) => ranges[i]));
     const problem = `${huge.length} of ${live.length} leads span ${fmt(lo)}-${fmt(hi)} mV peak-to-peak (values up to ${largestValue(huge)} mV; an ECG's QRS is 0.5-5 mV, over ${ECG_MAX_RANGE_MV} mV is not mV): looks like µV or ADC counts; ${UNITS_FIX}`;
-    if (mode !== 'lenient') throw new DataError(src, `${problem}, or pass lenient checks to keep the values`);
+    if (mode !== 'lenient') throw new DataError(src, `${problem}, or use lenient checks to keep the values (--lenient; generate: --ecg-checks lenient)`);
     warnings.push(`${src}: ${problem} (kept: lenient checks)`);
   } else {
     for (const i of huge) {
@@ -248,7 +249,7 @@ export function checkHeartRate(signal: Float32Array, fs: number, lead: string, d
   const deflections = deflectionBpm === null ? 'none' : `${Math.round(deflectionBpm)} bpm`;
   const problem = `heart rate ${Math.round(shown)} bpm on lead ${lead} in ${seconds} s (R-peak detector: ${detector}; large deflections: ${deflections}) is outside ${ECG_HEART_RATE_RANGE.min}-${ECG_HEART_RATE_RANGE.max} bpm: the sampling frequency (${declaredFs} Hz) is probably wrong; check the header / --fs`;
   const agreed = (a !== 0 && (b === a || deflectionBpm === null)) || (b !== 0 && bpm === null);
-  if (mode === 'strict' || (agreed && mode === 'normal')) throw new DataError(source, `${problem}${mode === 'strict' ? ' (strict mode)' : ', or pass lenient checks for a genuine rate'}`);
+  if (mode === 'strict' || (agreed && mode === 'normal')) throw new DataError(source, `${problem}${mode === 'strict' ? ' (strict mode)' : ', or use lenient checks for a genuine rate (--lenient; generate: --ecg-checks lenient)'}`);
   warnings.push(`${source}: ${problem}${agreed ? ' (kept: lenient checks)' : ' (the two estimates disagree, so this is only a warning)'}`);
   return bpm ?? deflectionBpm;
 }

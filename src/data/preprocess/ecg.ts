@@ -20,6 +20,7 @@ import { LEAD_NAMES, type LeadName } from '../phantom/ecg';
 import { type EcgCheckMode, type EcgRecording, checkHeartRate, screenEcgRecording } from './ecg-checks';
 
 export type { EcgCheckMode, EcgRecording } from './ecg-checks';
+export { ECG_CHECK_MODES } from './ecg-checks';
 
 export interface PrepareEcgOptions {
   /** Error on a missing lead instead of filling zeros; the same as checks: 'strict'. */
