@@ -49,7 +49,9 @@ export const ECG_MAX_RANGE_MV = 20;
 /** Baseline-free peak-to-peak (mV) above which a lead is unusually large (warning). */
 export const ECG_LARGE_RANGE_MV = 10;
 
-const UNITS_FIX = 'check the units/gain field (WFDB: gain and units on the signal line of the .hea; CSV: unitsScale; NPY: scale the array to mV)';
+const UNITS_FIX = 'check the units/gain field (WFDB: gain and units on the signal line of the .hea; CSV and NPY: store mV, or in the API parseEcgCsv unitsScale 0.001 for µV)';
+/** Seconds (from the middle of the recording) that the flat and amplitude statistics look at. */
+const ANALYSIS_SECONDS = 60;
 
 /** DataError unless `fs` is a finite rate inside ECG_FS_RANGE; call it before allocating from a rate. */
 export function assertPlausibleFs(fs: number, source: string, what = 'sampling frequency'): void {
@@ -117,10 +119,15 @@ export function screenEcgRecording(rec: EcgRecording, mode: EcgCheckMode = 'norm
 
   const warnings: string[] = [];
   const unusable = new Map<number, string>();
-  const stds = rec.signals.map(stdOf);
+  // Statistics on the middle minute at most (the model sees the middle 10 s), so a day-long Holter
+  // recording costs no more than a minute of it.
+  const window = Math.min(length, Math.round(ANALYSIS_SECONDS * rec.fs));
+  const from = Math.floor((length - window) / 2);
+  const middle = rec.signals.map((s) => s.subarray(from, from + window));
+  const stds = middle.map(stdOf);
   const flat = stds.map((s) => s < ECG_FLAT_STD_MV);
   if (flat.every(Boolean)) {
-    const largest = Math.max(...rec.signals.map(maxAbs));
+    const largest = Math.max(...middle.map(maxAbs));
     const hint = largest < 0.01 ? `; values only reach ${fmt(largest)} mV: if the file stores volts, ${UNITS_FIX}` : '';
     throw new DataError(src, `every lead is flat (std < 1 µV)${hint}`);
   }
@@ -132,10 +139,10 @@ export function screenEcgRecording(rec: EcgRecording, mode: EcgCheckMode = 'norm
     warnings.push(`${src}: ${problem}: not used; treated as a missing lead (derived from two limb leads, or zeros)`);
   });
 
-  const ranges = rec.signals.map((s, i) => (flat[i] ? 0 : baselineFreeRange(s, rec.fs)));
+  const ranges = middle.map((s, i) => (flat[i] ? 0 : baselineFreeRange(s, rec.fs)));
   const live = ranges.map((_, i) => i).filter((i) => !flat[i]);
   const huge = live.filter((i) => ranges[i] > ECG_MAX_RANGE_MV);
-  const largestValue = (idx: number[]) => fmt(Math.max(...idx.map((i) => maxAbs(rec.signals[i]))));
+  const largestValue = (idx: number[]) => fmt(Math.max(...idx.map((i) => maxAbs(middle[i]))));
   if (huge.length * 2 > live.length) {
     const lo = Math.min(...huge.map((i) => ranges[i]));
     const hi = Math.max(...huge.map((i) => ranges[i]));
