@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  DataError, MemoryFileSystem, parseEcgCsv, parseWfdb, parseWfdbHeader, prepareEcg, readEcgFile, writeNpy, type EcgRecording,
+  DataError, MemoryFileSystem, parseEcgCsv, parseWfdb, parseWfdbHeader, prepareEcg, readEcgFile, resampleSignal, writeNpy, type EcgRecording,
 } from '../../src/data/index';
 import { NodeFileSystem } from '../../src/data/node-fs';
 import { generateSubject } from '../../src/data/phantom/subject';
@@ -38,6 +38,16 @@ describe('units (amplitude)', () => {
     const header = wfdbHeader('r', 500, N, LEAD_NAMES.map((name) => ({ file: 'r.dat', format: 16, gain: 1, baseline: 0, units: 'mV', name })));
     const wfdb = parseWfdb(header, new Map([['r.dat', wfdbDat(counts, 16)]]), 'r.hea');
     expect(() => prepareEcg(wfdb)).toThrow(/^r\.hea: .*values up to [\d.]+ mV/);
+  });
+
+  it('one lead far too large among good ones: left out (normal), refused (strict), kept (lenient)', () => {
+    const signals = leads();
+    signals[9] = signals[9].map((v) => v * 1000); // V4 in µV
+    const p = prepareEcg(rec(signals));
+    expect(p.mapping[9]).toBeNull();
+    expect(p.warnings.join('\n')).toMatch(/lead V4 spans \d+ mV peak-to-peak .*looks like µV or ADC counts.*not used/);
+    expect(() => prepareEcg(rec(signals), { checks: 'strict' })).toThrow(/lead V4 spans/);
+    expect(prepareEcg(rec(signals), { checks: 'lenient' }).mapping[9]).toBe(9);
   });
 
   it('lenient mode turns the amplitude refusal into a warning', () => {
@@ -160,9 +170,23 @@ describe('directories given as files', () => {
       mkdirSync(join(dir, name));
       await expect(readEcgFile(fs, join(dir, name), { fs: 500 })).rejects.toThrow(new RegExp(`${name}: .*is a directory`));
     }
+    // The file systems themselves name the path, so the CMR readers' reads are covered too.
+    await expect(fs.readFile(join(dir, 'd.npy'))).rejects.toThrow(/d\.npy: is a directory, not a file/);
+    await expect(fs.readRange(join(dir, 'd.npy'), 0, 4)).rejects.toThrow(/d\.npy: is a directory, not a file/);
     const memory = new MemoryFileSystem();
     await memory.mkdir('m.csv');
     await expect(readEcgFile(memory, 'm.csv', { fs: 500 })).rejects.toThrow(/m\.csv: .*is a directory/);
+  });
+});
+
+describe('resampling only the kept window', () => {
+  it('gives the same samples as resampling everything and cropping', () => {
+    const x = Float32Array.from({ length: 3000 }, (_, i) => Math.sin(i / 13) + 0.3 * Math.cos(i / 5));
+    for (const [fsIn, fsOut] of [[250, 500], [1000, 500], [360, 500]]) {
+      const full = resampleSignal(x, fsIn, fsOut);
+      const start = Math.floor(full.length / 3);
+      expect(resampleSignal(x, fsIn, fsOut, start, 700)).toEqual(full.subarray(start, start + 700));
+    }
   });
 });
 
