@@ -65,7 +65,8 @@ export class MemoryFileSystem implements DataFileSystem {
   private readonly dirs = new Set<string>(['.', '/']);
 
   private static normalize(path: string): string {
-    return path.replace(/\/{2,}/g, '/').replace(/\/$/, '') || '/';
+    // './x' is 'x' (a WFDB header in the current directory names its .dat as dirName + file = './x.dat').
+    return path.replace(/\/{2,}/g, '/').replace(/^(\.\/)+(?=.)/, '').replace(/\/$/, '') || '/';
   }
 
   async readFile(path: string): Promise<Uint8Array> {

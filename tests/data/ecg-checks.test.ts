@@ -190,6 +190,26 @@ describe('resampling only the kept window', () => {
   });
 });
 
+describe('a given rate against the rate in the file', () => {
+  it('WFDB keeps its header rate and says the given one is ignored', async () => {
+    const counts = good.slice(0, 2).map((s) => Int32Array.from(s, (v) => Math.round(v * 200)));
+    const fs = new MemoryFileSystem();
+    await fs.writeFile('r.hea', wfdbHeader('r', 500, N, ['I', 'II'].map((name) => ({ file: 'r.dat', format: 16, gain: 200, baseline: 0, units: 'mV', name }))));
+    await fs.writeFile('r.dat', wfdbDat(counts, 16));
+    const r = await readEcgFile(fs, 'r.hea', { fs: 360 });
+    expect(r.fs).toBe(500);
+    expect(r.warnings.join('\n')).toMatch(/r\.hea: the given sampling frequency 360 Hz is ignored; the header's 500 Hz is used/);
+  });
+
+  it('CSV uses a given rate but warns when its time column disagrees; 12 headerless columns are warned', () => {
+    const rows = ['time,II'];
+    for (let i = 0; i < 1500; i++) rows.push(`${(i / 500).toFixed(3)},${good[1][i]}`);
+    expect(parseEcgCsv(rows.join('\n'), { source: 'a.csv', fs: 250 }).warnings.join('\n')).toMatch(/a\.csv: the given sampling frequency 250 Hz is used, but column 'time' says 500 Hz/);
+    const bare = Array.from({ length: 1500 }, (_, i) => good.map((s) => s[i].toFixed(4)).join(',')).join('\n');
+    expect(parseEcgCsv(bare, { source: 'b.csv', fs: 500 }).warnings.join('\n')).toMatch(/b\.csv: no header row; the 12 columns are taken in the standard order/);
+  });
+});
+
 describe('CSV details', () => {
   it('a byte-order mark does not hide the time column', () => {
     const rows = ['\uFEFFtime,II'];

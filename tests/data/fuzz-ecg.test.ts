@@ -180,7 +180,6 @@ describe('NPY', () => {
 });
 
 it('fuzzed enough mutants', () => {
-  // eslint-disable-next-line no-console
   console.info(`fuzz-ecg: ${totals.mutants} mutants, ${totals.valid} read, ${totals.typed} DataError, ${totals.internal} internal errors or slow reads`);
   expect(totals.mutants).toBeGreaterThanOrEqual(500);
 });
