@@ -209,13 +209,3 @@ describe('a given rate against the rate in the file', () => {
     expect(parseEcgCsv(bare, { source: 'b.csv', fs: 500 }).warnings.join('\n')).toMatch(/b\.csv: no header row; the 12 columns are taken in the standard order/);
   });
 });
-
-describe('CSV details', () => {
-  it('a byte-order mark does not hide the time column', () => {
-    const rows = ['\uFEFFtime,II'];
-    for (let i = 0; i < 1500; i++) rows.push(`${(i / 500).toFixed(3)},${good[1][i]}`);
-    const r = parseEcgCsv(rows.join('\n'), { source: 'bom.csv' });
-    expect(r.fs).toBe(500);
-    expect(r.leadNames).toEqual(['II']);
-  });
-});

@@ -27,8 +27,7 @@ const STANDARD = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4',
 
 export function parseEcgCsv(text: string, options: CsvOptions = {}): EcgRecording & { warnings: string[] } {
   const source = options.source ?? 'csv';
-  // A byte-order mark (spreadsheet exports) would otherwise glue itself to the first column's name.
-  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/).filter((l) => l.trim().length > 0 && !l.startsWith('#'));
+  const lines = text.split(/\r?\n/).filter((l) => l.trim().length > 0 && !l.startsWith('#'));
   if (!lines.length) throw new DataError(source, 'empty CSV file');
   const delimiter = lines[0].includes('\t') ? '\t' : lines[0].includes(';') ? ';' : ',';
   const split = (l: string) => l.split(delimiter).map((c) => c.trim().replace(/^"(.*)"$/, '$1'));
