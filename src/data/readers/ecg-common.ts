@@ -3,7 +3,7 @@
  * voltage units named by the file -> factor to mV, strict number parsing, and the result type.
  * A unit or number the file does not state clearly is a DataError, never a guess.
  */
-import { DataError } from '../errors';
+import { DataError, assertFinite } from '../errors';
 import type { EcgRecording } from '../preprocess/ecg';
 
 export type EcgReadResult = EcgRecording & { warnings: string[] };
@@ -104,7 +104,8 @@ export interface NamedSignal {
 
 /**
  * Builds the recording from named leads: at least one lead, all of one length (a lead of another
- * length means a partial file), no lead name twice (which copy would be the real one is unknowable).
+ * length means a partial file), no lead name twice (which copy would be the real one is unknowable),
+ * every value finite (absurd scale fields can overflow to Infinity) and a finite positive rate.
  */
 export function assembleRecording(source: string, leads: NamedSignal[], fs: number, warnings: string[]): EcgReadResult {
   if (!leads.length) throw new DataError(source, 'the waveform holds no leads');
@@ -112,6 +113,8 @@ export function assembleRecording(source: string, leads: NamedSignal[], fs: numb
   if (length === 0) throw new DataError(source, `lead ${leads[0].name} holds no samples`);
   const odd = leads.find((l) => l.signal.length !== length);
   if (odd) throw new DataError(source, `lead ${odd.name} has ${odd.signal.length} samples but lead ${leads[0].name} has ${length}; the file is partial or inconsistent`);
+  if (!(Number.isFinite(fs) && fs > 0)) throw new DataError(source, `sampling rate ${fs} Hz is not a finite positive number`);
+  for (const l of leads) assertFinite(l.signal, source, `lead ${l.name}`);
   const seen = new Set<string>();
   for (const l of leads) {
     const key = l.name.trim().toUpperCase();
