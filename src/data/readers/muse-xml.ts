@@ -34,10 +34,12 @@ import {
 /** Base64 text (line breaks allowed) -> bytes, or a DataError naming the lead. */
 function decodeBase64(text: string, source: string, field: string): Uint8Array {
   const compact = text.replace(/\s+/g, '');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact) || compact.length % 4 === 1) {
+  let binary: string;
+  try {
+    binary = atob(compact);
+  } catch {
     throw new DataError(source, `${field} is not valid base64`);
   }
-  const binary = atob(compact.length % 4 === 0 ? compact : compact + '='.repeat(4 - (compact.length % 4)));
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
   return bytes;
