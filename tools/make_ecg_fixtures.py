@@ -18,6 +18,7 @@ import json
 import os
 import struct
 import sys
+import zlib
 
 import numpy as np
 
@@ -156,6 +157,7 @@ def muse():
       <LeadSampleSize>2</LeadSampleSize>
       <LeadOff>FALSE</LeadOff>
       <BaselineSway>FALSE</BaselineSway>
+      <LeadDataCRC32>{zlib.crc32(arr.tobytes())}</LeadDataCRC32>
       <WaveFormData>{b64(arr)}</WaveFormData>
     </LeadData>'''
 

@@ -116,7 +116,7 @@ describe('GE MUSE RestingECG XML', () => {
     expectDataError(() => parseMuseXml(textBytes(medianOnly), name), 'WaveformType Rhythm', 'found: median');
   });
 
-  it('refuses unknown amplitude units, bad base64 and byte counts that disagree with the data', () => {
+  it('refuses unknown amplitude units, bad base64, a failed CRC and byte counts that disagree with the data', () => {
     const units = text.replace('<LeadAmplitudeUnits>MILLIVOLTS</LeadAmplitudeUnits>', '<LeadAmplitudeUnits>MILLIMETERS</LeadAmplitudeUnits>');
     expectDataError(() => parseMuseXml(textBytes(units), name), 'Rhythm LeadData V3/LeadAmplitudeUnits', 'MILLIMETERS');
     const noUnits = text.replace('<LeadAmplitudeUnits>MILLIVOLTS</LeadAmplitudeUnits>', '');
@@ -127,6 +127,9 @@ describe('GE MUSE RestingECG XML', () => {
     expectDataError(() => parseMuseXml(textBytes(corrupt), name), 'Rhythm LeadData I/WaveFormData', 'base64');
     const cut = text.slice(0, b64) + text.slice(b64 + 8); // 6 bytes less: 3 samples
     expectDataError(() => parseMuseXml(textBytes(cut), name), 'LeadByteCountTotal is 2500', 'partial');
+    const crcAt = text.indexOf('<LeadDataCRC32>', rhythmStart) + '<LeadDataCRC32>'.length;
+    const badCrc = text.slice(0, crcAt) + '1' + text.slice(crcAt);
+    expectDataError(() => parseMuseXml(textBytes(badCrc), name), 'Rhythm LeadData I', 'LeadDataCRC32', 'corrupt');
     const size = text.replace(/<LeadSampleSize>2<\/LeadSampleSize>/g, '<LeadSampleSize>4</LeadSampleSize>');
     expectDataError(() => parseMuseXml(textBytes(size), name), 'LeadSampleSize 4');
   });
