@@ -433,6 +433,10 @@ def dicom():
     path = os.path.join(OUT, 'dicom-ecg-mv.dcm')
     ds.save_as(path, write_like_original=False)
     dump_expected(path + '.expected.json', dicom_expected(path, 1))
+    # The same dataset in Implicit VR Little Endian: sequences without VRs, the reader must still find them.
+    from pydicom.uid import ImplicitVRLittleEndian
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    ds.save_as(os.path.join(OUT, 'dicom-ecg-mv-implicit.dcm'), write_like_original=False)
 
 
 def real_waveform_ecg():

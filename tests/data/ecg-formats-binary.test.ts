@@ -62,6 +62,11 @@ describe('DICOM ECG waveform: pydicom-written fixture', () => {
     expect(prepared.mapping.slice(2, 6)).toEqual(['derived', 'derived', 'derived', 'derived']);
   });
 
+  it('reads the same values from the Implicit VR Little Endian copy', () => {
+    const rec = parseDicomEcg(fixtureBytes('dicom-ecg-mv-implicit.dcm'), 'implicit.dcm');
+    expectRecording(rec, expectedFor(name), ['I', 'II', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6']);
+  });
+
   it('is found by content when the file has no extension', async () => {
     const fs = new MemoryFileSystem();
     await fs.writeFile('dicom/IM0001', bytes);

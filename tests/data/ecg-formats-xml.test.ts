@@ -54,6 +54,14 @@ describe('GE CardioSoft CardiologyXML (UK Biobank)', () => {
     expect(rec.warnings.join()).toContain('FullDisclosure');
   });
 
+  it('reads the strip when MedianSamples sit beside it (other CardioSoft versions) rather than under the measurements', () => {
+    const median = /<MedianSamples>[\s\S]*<\/MedianSamples>/.exec(text)![0];
+    const beside = text.replace(median, '').replace('</StripData>', `</StripData>\n  ${median}`);
+    expectRecording(parseCardiosoftXml(textBytes(beside), name), expectedFor(name));
+    const besideOnly = beside.replace(/<StripData>[\s\S]*<\/StripData>/, '');
+    expectDataError(() => parseCardiosoftXml(textBytes(besideOnly), name), 'MedianSamples', 'not a rhythm');
+  });
+
   it('never takes the median beats for the rhythm when StripData is absent', () => {
     const onlyMedian = text.replace(/<StripData>[\s\S]*<\/StripData>/, '');
     expectDataError(() => parseCardiosoftXml(textBytes(onlyMedian), name), 'MedianSamples', 'not a rhythm');

@@ -13,12 +13,13 @@
  *       <NumberOfChannels>, <SampleRate>, <Resolution>, <LeadOrder>I,II,III</LeadOrder>,
  *       <FullDisclosureData>s1 lead1, s1 lead2, ..., s2 lead1, ...</FullDisclosureData>  (sample-interleaved)
  *
- * The median beats carry the same SampleRate/Resolution/WaveformData tags as the strip; only the
+ * The median beats (MedianSamples, under RestingECGMeasurements or beside the strip, depending on the
+ * CardioSoft version) carry the same SampleRate/Resolution/WaveformData tags as the strip; only the
  * direct children of the root's StripData are read, so a median beat can never pass for the rhythm.
  * Physical value (mV) = digital * Resolution (in the unit its `units` attribute names) -> mV.
  */
 import { DataError } from '../errors';
-import { type XmlNode, attr, child, childText, children, parseEcgXml, textOf } from './ecg-xml';
+import { type XmlNode, attr, child, childText, children, descendants, parseEcgXml, textOf } from './ecg-xml';
 import {
   type EcgReadResult,
   type NamedSignal,
@@ -112,6 +113,6 @@ export function parseCardiosoftXml(bytes: Uint8Array, source: string): EcgReadRe
     warnings.push(`${source}: no StripData rhythm strip; read FullDisclosure (the continuous recording)`);
     return readFullDisclosure(full, source, warnings);
   }
-  const hasMedian = child(child(root, 'RestingECGMeasurements'), 'MedianSamples') !== undefined;
+  const hasMedian = descendants(root, 'MedianSamples').length > 0; // under RestingECGMeasurements or beside the strip
   throw noWaveform(source, hasMedian ? 'StripData or FullDisclosure (only MedianSamples, median beats, which are not a rhythm recording)' : 'StripData or FullDisclosure');
 }
