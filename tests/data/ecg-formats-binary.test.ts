@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseDicomEcg } from '../../src/data/readers/dicom-ecg';
+import { isDicomWaveform, parseDicomEcg } from '../../src/data/readers/dicom-ecg';
 import { parseEdf } from '../../src/data/readers/edf';
 import { readEcgFile } from '../../src/data/readers/index';
 import { MemoryFileSystem } from '../../src/data/fs';
@@ -46,6 +46,8 @@ describeReal('DICOM ECG waveform: real file waveform_ecg.dcm (pydicom test data)
 
   it('refuses a DICOM image with a message that points at the CMR reader', async () => {
     const path = realFile('pydicom', 'MR_small.dcm')!;
+    expect(isDicomWaveform(new Uint8Array(readFileSync(path)))).toBe(false);
+    expect(isDicomWaveform(new Uint8Array(readFileSync(realFile('pydicom', 'waveform_ecg.dcm')!)))).toBe(true);
     expectDataError(() => parseDicomEcg(new Uint8Array(readFileSync(path)), 'MR_small.dcm'), 'MR_small.dcm', 'no WaveformSequence', 'readCmrFile');
   });
 });

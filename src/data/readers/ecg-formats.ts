@@ -15,7 +15,9 @@ import { looksLikeEdf, parseEdf } from './edf';
 export type EcgFileFormat = 'cardiosoft' | 'muse' | 'hl7-aecg' | 'dicom' | 'edf';
 
 function xmlFormat(bytes: Uint8Array, source: string): EcgFileFormat {
-  const text = decodeXmlText(bytes.subarray(0, Math.min(bytes.length, 4096)), source);
+  // The root element is usually within the first 4 kB; long comment or DOCTYPE preambles need the whole text.
+  let text = decodeXmlText(bytes.subarray(0, Math.min(bytes.length, 4096)), source);
+  if (xmlRootName(text) === null && bytes.length > 4096) text = decodeXmlText(bytes, source);
   const kind = ecgXmlKind(text);
   if (kind) return kind;
   const root = xmlRootName(text);

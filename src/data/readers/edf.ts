@@ -127,8 +127,12 @@ export function parseEdf(bytes: Uint8Array, source: string): EcgReadResult {
   if (dataBytes > expected) warnings.push(`${source}: ${dataBytes - expected} bytes after the last data record ignored`);
 
   // Which signals are ECG: voltage units; lead-named signals must have one.
-  const offsets: number[] = [];
-  signals.reduce((acc, s) => (offsets.push(acc), acc + s.samplesPerRecord * bytesPerSample), 0);
+  const offsets: number[] = []; // byte offset of each signal inside a data record
+  let offset = 0;
+  for (const s of signals) {
+    offsets.push(offset);
+    offset += s.samplesPerRecord * bytesPerSample;
+  }
   const kept: number[] = [];
   signals.forEach((s, i) => {
     if (ANNOTATION_LABELS.test(s.label)) return;
