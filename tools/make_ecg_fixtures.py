@@ -109,11 +109,12 @@ def cardiosoft():
 '''
     write('cardiosoft-rest.xml', xml, {'fs': fs, 'leads': [expected_entry(k, v * res / 1000) for k, v in digital.items()]})
 
-    # Exercise-style file: no StripData, FullDisclosure with sample-interleaved channels.
+    # Exercise-style file: no StripData; FullDisclosure in one-second blocks (fs samples of each lead in
+    # LeadOrder, one block per line, as UK Biobank files have it); leads named I, 2, 3 as in exercise files.
     leads3 = ['I', 'II', 'III']
     fd = {k: np.round(v / res).astype(int) for k, v in synthetic_leads(leads3, 1500, fs, 3).items()}
-    interleaved = np.stack([fd[k] for k in leads3], axis=1).reshape(-1)
-    lines = [','.join(str(x) for x in interleaved[i:i + 60]) for i in range(0, len(interleaved), 60)]
+    blocks = [fd[k][sec * fs:(sec + 1) * fs] for sec in range(1500 // fs) for k in leads3]
+    lines = [','.join(str(x) for x in block) for block in blocks]
     xml = f'''<?xml version="1.0" encoding="ISO-8859-1"?>
 <CardiologyXML>
   <ObservationType>ExerciseECG</ObservationType>
@@ -122,7 +123,7 @@ def cardiosoft():
     <NumberOfChannels>3</NumberOfChannels>
     <SampleRate units="Hz">{fs}</SampleRate>
     <Resolution units="uVperLsb">{res}</Resolution>
-    <LeadOrder>I,II,III</LeadOrder>
+    <LeadOrder>I,2,3</LeadOrder>
     <FullDisclosureData>{(','+chr(10)).join(lines)},</FullDisclosureData>
   </FullDisclosure>
 </CardiologyXML>

@@ -47,11 +47,14 @@ describe('GE CardioSoft CardiologyXML (UK Biobank)', () => {
     expect(prepared.data[1 * 5000 + 97]).toBeCloseTo(expectedFor(name).leads[1].samples[1], 5);
   });
 
-  it('reads FullDisclosure (sample-interleaved channels) when there is no strip, and says so', () => {
+  it('reads FullDisclosure (one-second blocks per lead, leads I, 2, 3) when there is no strip, and says so', () => {
     const fd = 'cardiosoft-fulldisclosure.xml';
     const rec = parseCardiosoftXml(fixtureBytes(fd), fd);
     expectRecording(rec, expectedFor(fd));
-    expect(rec.warnings.join()).toContain('FullDisclosure');
+    expect(rec.warnings.join()).toContain('no StripData rhythm strip; read FullDisclosure');
+    expect(rec.warnings.join()).toContain('lead(s) 2, 3; read as II, III');
+    const partial = fixtureText(fd).replace(/,\n[^\n]*,<\/FullDisclosureData>/, ',</FullDisclosureData>');
+    expectDataError(() => parseCardiosoftXml(textBytes(partial), fd), 'not whole seconds of 3 channels x 500 samples', 'partial');
   });
 
   it('reads the strip when MedianSamples sit beside it (other CardioSoft versions) rather than under the measurements', () => {

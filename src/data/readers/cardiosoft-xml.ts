@@ -9,9 +9,15 @@
  *       <ChannelSampleCountTotal>5000</ChannelSampleCountTotal>
  *       <Resolution units="uVperLsb">5</Resolution>
  *       <WaveformData lead="I">-10,-12,...</WaveformData>   (comma-separated integers, one element per lead)
- *     <FullDisclosure>                  continuous recording (exercise files): used when there is no strip
- *       <NumberOfChannels>, <SampleRate>, <Resolution>, <LeadOrder>I,II,III</LeadOrder>,
- *       <FullDisclosureData>s1 lead1, s1 lead2, ..., s2 lead1, ...</FullDisclosureData>  (sample-interleaved)
+ *     <FullDisclosure>                  the continuous recording: used when there is no strip
+ *       <NumberOfChannels>, <SampleRate>, <Resolution>, <LeadOrder>I,II,III,...</LeadOrder>,
+ *       <FullDisclosureData>   comma-separated, in one-second blocks: SampleRate samples of the first
+ *         lead, then of the second, ..., then the next second of the first lead (one block per line in
+ *         UK Biobank files; the line breaks carry no meaning). Not sample-interleaved: read that way,
+ *         a real UK Biobank file's lead steps by ~16 LSB between samples instead of ~0.6.
+ *
+ * Exercise files (UK Biobank field 6025) name their leads I, 2, 3 in LeadOrder; those digits are read
+ * as II and III, with a warning.
  *
  * The median beats (MedianSamples, under RestingECGMeasurements or beside the strip, depending on the
  * CardioSoft version) carry the same SampleRate/Resolution/WaveformData tags as the strip; only the
@@ -79,24 +85,34 @@ function readStrip(strip: XmlNode, source: string, warnings: string[]): EcgReadR
   return assembleRecording(source, leads, fs, warnings);
 }
 
+const DIGIT_LEAD_NAMES: Record<string, string> = { '1': 'I', '2': 'II', '3': 'III' };
+
 function readFullDisclosure(full: XmlNode, source: string, warnings: string[]): EcgReadResult {
   const fs = sampleRate(full, source, 'FullDisclosure', warnings);
   const mvPerLsb = resolutionMv(full, source, 'FullDisclosure');
   const order = (childText(full, 'LeadOrder') ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-  if (!order.length) throw new DataError(source, 'FullDisclosure/LeadOrder is missing; it names the interleaved channels');
+  if (!order.length) throw new DataError(source, 'FullDisclosure/LeadOrder is missing; it names the channels of the data blocks');
   const declared = childText(full, 'NumberOfChannels');
   if (declared !== undefined && Number(declared) !== order.length) {
     throw new DataError(source, `FullDisclosure/NumberOfChannels is ${declared.trim()} but LeadOrder names ${order.length} leads`);
   }
+  const digits = order.filter((name) => DIGIT_LEAD_NAMES[name]);
+  if (digits.length) warnings.push(`${source}: FullDisclosure/LeadOrder names lead(s) ${digits.join(', ')}; read as ${digits.map((d) => DIGIT_LEAD_NAMES[d]).join(', ')}`);
+  const names = order.map((name) => DIGIT_LEAD_NAMES[name] ?? name);
+  if (!Number.isInteger(fs)) throw new DataError(source, `FullDisclosure/SampleRate ${fs} is not a whole number of samples per one-second block`);
   const values = parseIntegerList(childText(full, 'FullDisclosureData') ?? '', /,/, source, 'FullDisclosure/FullDisclosureData');
   if (values.length === 0) throw new DataError(source, 'FullDisclosure/FullDisclosureData holds no samples');
-  if (values.length % order.length !== 0) {
-    throw new DataError(source, `FullDisclosure/FullDisclosureData holds ${values.length} values, not a multiple of the ${order.length} channels; the file is partial`);
+  const round = fs * order.length; // one second of every channel
+  if (values.length % round !== 0) {
+    throw new DataError(source, `FullDisclosure/FullDisclosureData holds ${values.length} values, not whole seconds of ${order.length} channels x ${fs} samples; the file is partial`);
   }
-  const length = values.length / order.length;
-  const leads = order.map((name, c) => {
-    const signal = new Float32Array(length);
-    for (let i = 0; i < length; i++) signal[i] = values[i * order.length + c] * mvPerLsb;
+  const seconds = values.length / round;
+  const leads = names.map((name, c) => {
+    const signal = new Float32Array(seconds * fs);
+    for (let sec = 0; sec < seconds; sec++) {
+      const from = sec * round + c * fs;
+      for (let k = 0; k < fs; k++) signal[sec * fs + k] = values[from + k] * mvPerLsb;
+    }
     return { name, signal };
   });
   return assembleRecording(source, leads, fs, warnings);
