@@ -10,6 +10,9 @@ file, and for DICOM from the samples pydicom decodes (`multiplex_array`, checked
 
 Run with the system Python that has numpy and pydicom (Debian: python3-numpy, python3-pydicom):
     /usr/bin/python3 tools/make_ecg_fixtures.py
+Where python3-biosig (Debian: python3-biosig) is installed, the EDF and HL7 aECG fixtures are also read
+back with libbiosig and must agree with the expected values: a second, independent reader of the files.
+
 The real pydicom test file waveform_ecg.dcm (fetched by scripts/fetch-test-files.sh, not committed)
 gets its expected values written too, when present.
 """
@@ -58,6 +61,29 @@ def dump_expected(path, expected):
     head = json.dumps({k: v for k, v in expected.items() if k != 'leads'})[:-1]
     with open(path, 'w') as f:
         f.write(head + ', "leads": [\n' + leads + '\n]}\n')
+
+
+def cross_check_with_biosig(name, expected):
+    """Reads a fixture back with libbiosig (independent EDF and HL7 aECG readers) and compares in mV."""
+    try:
+        import biosig
+    except ImportError:
+        print(f'python3-biosig not installed: {name} not cross-checked', file=sys.stderr)
+        return
+    import re
+    path = os.path.join(OUT, name)
+    header = biosig.header(path)  # JSON-like text; only labels and units are needed
+    labels = re.findall(r'"Label"\s*:\s*"([^"]*)"', header)
+    units = re.findall(r'"PhysicalUnit"\s*:\s*"([^"]*)"', header)
+    data = biosig.data(path)  # (samples, channels), physical units, annotation channels left out
+    columns = [(label, unit) for label, unit in zip(labels, units) if label != 'EDF Annotations']
+    to_mv = {'uV': 1e-3, 'mV': 1.0}
+    for lead in expected['leads']:
+        col = [label for label, _ in columns].index(lead['name'])
+        mv = data[:lead['length'], col] * to_mv[columns[col][1]]
+        assert np.allclose(mv[lead['sampleIndex']], lead['samples'], atol=1e-9), f'{name} {lead["name"]}: biosig disagrees'
+        assert abs(mv.sum() - lead['sum']) < 1e-6 * max(1, abs(lead['sum'])), f'{name} {lead["name"]}: biosig sum disagrees'
+    print(f'{name}: libbiosig agrees on {len(expected["leads"])} leads', file=sys.stderr)
 
 
 def write(name, data, expected=None):
@@ -203,7 +229,7 @@ def muse():
 
 
 def hl7():
-    # RHYTHM series, TIME_ABSOLUTE at 0.002 s; aVR and aVL missing; V leads in mV with an origin in uV;
+    # RHYTHM series, TIME_ABSOLUTE at 0.002 s; aVR and aVL missing; V leads in mV with a non-zero origin;
     # a REPRESENTATIVE_BEAT derived series (median) beside it that must not be read.
     fs, n = 500, 1250
     present = [k for k in LEADS12 if k not in ('aVR', 'aVL')]
@@ -211,7 +237,7 @@ def hl7():
     spec = {}
     for k in present:
         if k.startswith('V'):
-            spec[k] = {'origin': (12.5, 'uV'), 'scale': (0.005, 'mV')}
+            spec[k] = {'origin': (0.0125, 'mV'), 'scale': (0.005, 'mV')}
         else:
             spec[k] = {'origin': (0, 'uV'), 'scale': (2.5, 'uV')}
     to_mv = {'uV': 1e-3, 'mV': 1.0}
@@ -294,6 +320,7 @@ def hl7():
         s, su = spec[k]['scale']
         leads.append(expected_entry(k, o * to_mv[ou] + digital[k] * s * to_mv[su]))
     write('hl7-aecg.xml', xml, {'fs': fs, 'leads': leads})
+    cross_check_with_biosig('hl7-aecg.xml', {'fs': fs, 'leads': leads})
 
 
 def edf():
@@ -351,6 +378,7 @@ def edf():
             phys = pmin + (values[label].astype(float) - dmin) * (pmax - pmin) / (dmax - dmin)
             leads.append(expected_entry(label, phys * (1e-3 if dim == 'uV' else 1)))
     write('ecg.edf', bytes(data), {'fs': 250, 'leads': leads})
+    cross_check_with_biosig('ecg.edf', {'fs': 250, 'leads': leads})
 
 
 def dicom_expected(path, index):

@@ -152,7 +152,7 @@ describe('HL7 aECG AnnotatedECG', () => {
 
   it('reads the RHYTHM sequenceSet: origin + scale x digits with per-lead units, not the derived median', () => {
     const rec = parseHl7Aecg(fixtureBytes(name), name);
-    expectRecording(rec, expectedFor(name)); // limb leads in uV, V leads in mV with a uV origin
+    expectRecording(rec, expectedFor(name)); // limb leads in uV, V leads in mV with an origin
     expect(rec.leadNames).not.toContain('aVR'); // the REPRESENTATIVE_BEAT series has all 12 leads
     expect(rec.signals[0].length).toBe(1250);
   });
@@ -164,6 +164,12 @@ describe('HL7 aECG AnnotatedECG', () => {
     expect(prepared.mapping[3]).toBe('derived');
     expect(prepared.mapping[4]).toBe('derived');
     expect(prepared.warnings.join()).not.toContain('filled with zeros');
+  });
+
+  it('converts origin and scale each from its own unit (an origin in uV beside a scale in mV)', () => {
+    const mixed = text.replace(/<origin value="0.0125" unit="mV"\/>/g, '<origin value="12.5" unit="uV"/>');
+    expect(mixed).not.toBe(text);
+    expectRecording(parseHl7Aecg(textBytes(mixed), name), expectedFor(name));
   });
 
   it('reads TIME_RELATIVE increments in ms as well as TIME_ABSOLUTE in s', () => {
@@ -182,7 +188,7 @@ describe('HL7 aECG AnnotatedECG', () => {
     expectDataError(() => parseHl7Aecg(textBytes(mmHg), name), 'MDC_ECG_LEAD_V1', 'mm[Hg]');
     const weird = editAfter(text, 'TIME_ABSOLUTE', '<increment value="0.002" unit="s"/>', '<increment value="0.002" unit="fortnight"/>');
     expectDataError(() => parseHl7Aecg(textBytes(weird), name), 'TIME_ABSOLUTE sequence increment', 'fortnight');
-    const origin = editAfter(text, 'TIME_ABSOLUTE', '<origin value="12.5" unit="uV"/>', '<origin value="12.5"/>');
+    const origin = editAfter(text, 'TIME_ABSOLUTE', '<origin value="0.0125" unit="mV"/>', '<origin value="0.0125"/>');
     expectDataError(() => parseHl7Aecg(textBytes(origin), name), 'origin', 'no amplitude unit');
   });
 
