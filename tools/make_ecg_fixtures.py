@@ -63,24 +63,21 @@ def dump_expected(path, expected):
         f.write(head + ', "leads": [\n' + leads + '\n]}\n')
 
 
-def cross_check_with_biosig(name, expected):
-    """Reads a fixture back with libbiosig (independent EDF and HL7 aECG readers) and compares in mV."""
+def cross_check_with_biosig(name, expected, column_units):
+    """Reads a fixture back with libbiosig (independent EDF and HL7 aECG readers) and compares in mV.
+    column_units: the unit of each column biosig returns, in file order (annotation channels are left
+    out by biosig). Only biosig.data is used: its header text is not reliably decodable."""
     try:
         import biosig
     except ImportError:
         print(f'python3-biosig not installed: {name} not cross-checked', file=sys.stderr)
         return
-    import re
-    path = os.path.join(OUT, name)
-    header = biosig.header(path)  # JSON-like text; only labels and units are needed
-    labels = re.findall(r'"Label"\s*:\s*"([^"]*)"', header)
-    units = re.findall(r'"PhysicalUnit"\s*:\s*"([^"]*)"', header)
-    data = biosig.data(path)  # (samples, channels), physical units, annotation channels left out
-    columns = [(label, unit) for label, unit in zip(labels, units) if label != 'EDF Annotations']
+    data = biosig.data(os.path.join(OUT, name))  # (samples, channels) in physical units
     to_mv = {'uV': 1e-3, 'mV': 1.0}
+    names = [n for n, _ in column_units]
     for lead in expected['leads']:
-        col = [label for label, _ in columns].index(lead['name'])
-        mv = data[:lead['length'], col] * to_mv[columns[col][1]]
+        col = names.index(lead['name'])
+        mv = data[:lead['length'], col] * to_mv[column_units[col][1]]
         assert np.allclose(mv[lead['sampleIndex']], lead['samples'], atol=1e-9), f'{name} {lead["name"]}: biosig disagrees'
         assert abs(mv.sum() - lead['sum']) < 1e-6 * max(1, abs(lead['sum'])), f'{name} {lead["name"]}: biosig sum disagrees'
     print(f'{name}: libbiosig agrees on {len(expected["leads"])} leads', file=sys.stderr)
@@ -320,7 +317,8 @@ def hl7():
         s, su = spec[k]['scale']
         leads.append(expected_entry(k, o * to_mv[ou] + digital[k] * s * to_mv[su]))
     write('hl7-aecg.xml', xml, {'fs': fs, 'leads': leads})
-    cross_check_with_biosig('hl7-aecg.xml', {'fs': fs, 'leads': leads})
+    # biosig returns each aECG lead in the unit of its scale, in file order.
+    cross_check_with_biosig('hl7-aecg.xml', {'fs': fs, 'leads': leads}, [(k, spec[k]['scale'][1]) for k in present])
 
 
 def edf():
@@ -378,7 +376,7 @@ def edf():
             phys = pmin + (values[label].astype(float) - dmin) * (pmax - pmin) / (dmax - dmin)
             leads.append(expected_entry(label, phys * (1e-3 if dim == 'uV' else 1)))
     write('ecg.edf', bytes(data), {'fs': 250, 'leads': leads})
-    cross_check_with_biosig('ecg.edf', {'fs': 250, 'leads': leads})
+    cross_check_with_biosig('ecg.edf', {'fs': 250, 'leads': leads}, [(s[0], s[1]) for s in sigs if s[0] != 'EDF Annotations'])
 
 
 def dicom_expected(path, index):
@@ -395,6 +393,8 @@ def dicom_expected(path, index):
     leads = []
     for c, ch in enumerate(group.ChannelDefinitionSequence):
         unit = ch.ChannelSensitivityUnitsSequence[0].CodeValue
+        if unit not in ('uV', 'mV'):
+            continue  # not an ECG channel (the reader drops it)
         to_mv = {'uV': 1e-3, 'mV': 1.0}[unit]
         sensitivity = float(ch.ChannelSensitivity)
         correction = float(ch.get('ChannelSensitivityCorrectionFactor', 1.0))
@@ -406,66 +406,82 @@ def dicom_expected(path, index):
     return {'fs': float(group.SamplingFrequency), 'group': index, 'leads': leads}
 
 
-def dicom():
-    """A 12-lead ECG Waveform Storage file: MEDIAN BEAT group first, RHYTHM second, mV units,
-    sensitivity correction and baseline, 8 channels (no III/aVR/aVL/aVF), SCP-ECG and MDC codes."""
-    import pydicom
+def dicom_file(sop_class, instance, groups):
+    """A DICOM waveform dataset; groups: (label, originality, samples, seed, channels), channels:
+    (name, scheme, code, meaning, unit code, unit meaning, sensitivity, correction, baseline)."""
     from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
     from pydicom.sequence import Sequence
     from pydicom.uid import ExplicitVRLittleEndian
 
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.9.1.1'
-    meta.MediaStorageSOPInstanceUID = '1.2.826.0.1.3680043.8.498.1'
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = instance
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = FileDataset('fixture', {}, file_meta=meta, preamble=b'\0' * 128)
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = instance
     ds.Modality = 'ECG'
     ds.PatientName = 'Fixture^Hand-written'
-    stored = [('I', 'SCPECG', '5.6.3-9-1', 'Lead I (Einthoven)'), ('II', 'MDC', '2:2', 'Lead II'),
-              ('V1', 'SCPECG', '5.6.3-9-3', 'Lead V1'), ('V2', 'SCPECG', '5.6.3-9-4', 'Lead V2'),
-              ('V3', 'SCPECG', '5.6.3-9-5', 'Lead V3'), ('V4', 'MDC', '2:6', 'Lead V4'),
-              ('V5', 'SCPECG', '5.6.3-9-7', 'Lead V5'), ('V6', 'SCPECG', '5.6.3-9-8', 'Lead V6')]
-
-    def group(label, originality, n, seed):
+    items = []
+    for label, originality, n, seed, channels in groups:
         g = Dataset()
         g.WaveformOriginality = originality
-        g.NumberOfWaveformChannels = len(stored)
+        g.NumberOfWaveformChannels = len(channels)
         g.NumberOfWaveformSamples = n
         g.SamplingFrequency = '500'
         g.MultiplexGroupLabel = label
-        channels = []
-        for k, (name, scheme, code, meaning) in enumerate(stored):
+        definitions = []
+        for name, scheme, code, meaning, unit_code, unit_meaning, sensitivity, correction, baseline in channels:
             ch = Dataset()
             src = Dataset()
             src.CodeValue, src.CodingSchemeDesignator, src.CodeMeaning = code, scheme, meaning
             ch.ChannelSourceSequence = Sequence([src])
-            ch.ChannelSensitivity = '0.005'
+            ch.ChannelSensitivity = sensitivity
             unit = Dataset()
-            unit.CodeValue, unit.CodingSchemeDesignator, unit.CodeMeaning = 'mV', 'UCUM', 'millivolt'
+            unit.CodeValue, unit.CodingSchemeDesignator, unit.CodeMeaning = unit_code, 'UCUM', unit_meaning
             ch.ChannelSensitivityUnitsSequence = Sequence([unit])
-            ch.ChannelSensitivityCorrectionFactor = '0.98'
-            ch.ChannelBaseline = '0.01'
+            ch.ChannelSensitivityCorrectionFactor = correction
+            ch.ChannelBaseline = baseline
             ch.ChannelSampleSkew = '0'
             ch.WaveformBitsStored = 16
-            channels.append(ch)
-        g.ChannelDefinitionSequence = Sequence(channels)
+            definitions.append(ch)
+        g.ChannelDefinitionSequence = Sequence(definitions)
         g.WaveformBitsAllocated = 16
         g.WaveformSampleInterpretation = 'SS'
-        raw = synthetic_leads([s[0] for s in stored], n, 500, seed)
-        mat = np.stack([np.round(raw[s[0]] / 5.0) for s in stored], axis=1).astype('<i2')
-        g.WaveformData = mat.tobytes()
-        return g
+        raw = synthetic_leads([c[0] for c in channels], n, 500, seed)
+        g.WaveformData = np.stack([np.round(raw[c[0]] / 5.0) for c in channels], axis=1).astype('<i2').tobytes()
+        items.append(g)
+    ds.WaveformSequence = Sequence(items)
+    return ds
 
-    ds.WaveformSequence = Sequence([group('MEDIAN BEAT', 'DERIVED', 600, 9), group('RHYTHM', 'ORIGINAL', 1250, 10)])
+
+def dicom():
+    """12-lead ECG Waveform Storage: MEDIAN BEAT group first, RHYTHM second, mV units, sensitivity
+    correction and baseline, 8 channels (no III/aVR/aVL/aVF), SCP-ECG and MDC codes; the same in
+    Implicit VR; and a General ECG file with a respiration channel (Ohm) beside three leads (uV)."""
+    from pydicom.uid import ImplicitVRLittleEndian
+    mv = ('mV', 'millivolt', '0.005', '0.98', '0.01')
+    stored = [('I', 'SCPECG', '5.6.3-9-1', 'Lead I (Einthoven)') + mv, ('II', 'MDC', '2:2', 'Lead II') + mv,
+              ('V1', 'SCPECG', '5.6.3-9-3', 'Lead V1') + mv, ('V2', 'SCPECG', '5.6.3-9-4', 'Lead V2') + mv,
+              ('V3', 'SCPECG', '5.6.3-9-5', 'Lead V3') + mv, ('V4', 'MDC', '2:6', 'Lead V4') + mv,
+              ('V5', 'SCPECG', '5.6.3-9-7', 'Lead V5') + mv, ('V6', 'SCPECG', '5.6.3-9-8', 'Lead V6') + mv]
+    ds = dicom_file('1.2.840.10008.5.1.4.1.1.9.1.1', '1.2.826.0.1.3680043.8.498.1',
+                    [('MEDIAN BEAT', 'DERIVED', 600, 9, stored), ('RHYTHM', 'ORIGINAL', 1250, 10, stored)])
     path = os.path.join(OUT, 'dicom-ecg-mv.dcm')
     ds.save_as(path, write_like_original=False)
     dump_expected(path + '.expected.json', dicom_expected(path, 1))
     # The same dataset in Implicit VR Little Endian: sequences without VRs, the reader must still find them.
-    from pydicom.uid import ImplicitVRLittleEndian
     ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
     ds.save_as(os.path.join(OUT, 'dicom-ecg-mv-implicit.dcm'), write_like_original=False)
+
+    uv = ('uV', 'microvolt', '2.5', '1', '0')
+    general = [('I', 'SCPECG', '5.6.3-9-1', 'Lead I (Einthoven)') + uv, ('II', 'SCPECG', '5.6.3-9-2', 'Lead II') + uv,
+               ('Resp', '99LOCAL', 'RESP', 'Respiration', 'Ohm', 'ohm', '0.1', '1', '0'),
+               ('V1', 'SCPECG', '5.6.3-9-3', 'Lead V1') + uv]
+    ds = dicom_file('1.2.840.10008.5.1.4.1.1.9.1.2', '1.2.826.0.1.3680043.8.498.2', [('RHYTHM', 'ORIGINAL', 1250, 11, general)])
+    path = os.path.join(OUT, 'dicom-general-ecg-resp.dcm')
+    ds.save_as(path, write_like_original=False)
+    dump_expected(path + '.expected.json', dicom_expected(path, 0))
 
 
 def real_waveform_ecg():

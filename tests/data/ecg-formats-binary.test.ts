@@ -82,6 +82,16 @@ describe('DICOM ECG waveform: pydicom-written fixture', () => {
     expectDataError(() => parseDicomEcg(replaceAscii(bytes, 'mV', 'mm'), name), 'ChannelSensitivityUnitsSequence', "'mm'");
   });
 
+  it('drops a non-voltage channel (respiration in Ohm) of a General ECG file with a warning', () => {
+    const general = 'dicom-general-ecg-resp.dcm';
+    const rec = parseDicomEcg(fixtureBytes(general), general);
+    expectRecording(rec, expectedFor(general), ['I', 'II', 'V1']);
+    expect(rec.warnings.join()).toContain("channel 3 (Respiration) is in 'Ohm', not a voltage; dropped");
+    // The same unit on a channel named as a lead is an error, not a silent drop.
+    const leadInOhm = replaceAscii(fixtureBytes(general), 'Respiration', 'Lead V2    ');
+    expectDataError(() => parseDicomEcg(leadInOhm, general), 'channel 3 (V2)', "'Ohm'");
+  });
+
   it('refuses a file whose only groups are median beats', () => {
     const medianOnly = replaceAscii(replaceAscii(bytes, 'RHYTHM', 'MEDIAN'), 'ORIGINAL', 'DERIVED ');
     expectDataError(() => parseDicomEcg(medianOnly, name), 'rhythm multiplex group', 'MEDIAN BEAT');

@@ -12,12 +12,14 @@
  * physical = raw * ChannelSensitivity (003A,0210) * ChannelSensitivityCorrectionFactor (003A,0212)
  * + ChannelBaseline (003A,0213), in the unit of ChannelSensitivityUnitsSequence (003A,0211) (UCUM uV/mV).
  * Lead names come from ChannelSourceSequence (003A,0208): SCP-ECG (5.6.3-9-n) and MDC (2:n) codes map to
- * standard leads; other codes keep their CodeMeaning. Samples equal to WaveformPaddingValue (5400,100A)
- * are gaps in the recording: a DataError, never read as numbers.
+ * standard leads; other codes keep their CodeMeaning. A channel in a non-voltage unit (respiration,
+ * pressure) is dropped with a warning unless it is named as an ECG lead (then: DataError). Samples equal
+ * to WaveformPaddingValue (5400,100A) are gaps in the recording: a DataError, never read as numbers.
  */
 import * as dicomParserNs from 'dicom-parser';
 import { DataError } from '../errors';
-import { type EcgReadResult, type NamedSignal, assembleRecording, noWaveform, requireVoltageScale } from './ecg-common';
+import { canonicalLeadName } from '../preprocess/ecg';
+import { type EcgReadResult, type NamedSignal, assembleRecording, noWaveform, requireVoltageScale, voltageScaleToMv } from './ecg-common';
 
 // dicom-parser is a CommonJS bundle: under Node's ESM loader its API sits on the default export.
 const dicomParser = ((dicomParserNs as unknown as { default?: typeof dicomParserNs }).default ?? dicomParserNs) as typeof dicomParserNs;
@@ -85,7 +87,7 @@ function pickRhythmGroup(groups: DataSet[], source: string, warnings: string[]):
   return chosen;
 }
 
-function readGroup(group: DataSet, groupIndex: number, byteArray: Uint8Array, source: string): { leads: NamedSignal[]; fs: number } {
+function readGroup(group: DataSet, groupIndex: number, byteArray: Uint8Array, source: string, warnings: string[]): { leads: NamedSignal[]; fs: number } {
   const where = `multiplex group #${groupIndex + 1}`;
   const nChannels = group.uint16('x003a0005') ?? 0;
   const nSamples = group.uint32('x003a0010') ?? 0;
@@ -110,14 +112,20 @@ function readGroup(group: DataSet, groupIndex: number, byteArray: Uint8Array, so
   const padding = paddingElement && paddingElement.length >= codec.bytes && paddingElement.dataOffset + codec.bytes <= byteArray.length
     ? codec.read(new DataView(byteArray.buffer, byteArray.byteOffset + paddingElement.dataOffset, codec.bytes), 0)
     : null;
-  const leads = channels.map((channel, c) => {
+  const leads: NamedSignal[] = [];
+  channels.forEach((channel, c) => {
     const name = leadName(channel, c);
     const field = `${where} channel ${c + 1} (${name})`;
-    const sensitivity = decimal(channel, 'x003a0210', source, `${field}: ChannelSensitivity (003A,0210)`);
-    if (sensitivity === undefined || sensitivity === 0) throw new DataError(source, `${field}: ChannelSensitivity (003A,0210) is missing or 0; the amplitude scale is unknown`);
     const unitItem = items(channel, 'x003a0211')[0];
     const unit = str(unitItem, 'x00080100') || str(unitItem, 'x00080104');
+    if (unit && voltageScaleToMv(unit) === null && !canonicalLeadName(name)) {
+      // General ECG files may carry e.g. a respiration or pressure channel beside the leads.
+      warnings.push(`${source}: ${field} is in '${unit}', not a voltage; dropped`);
+      return;
+    }
     const toMv = requireVoltageScale(unit || undefined, source, `${field}: ChannelSensitivityUnitsSequence (003A,0211)`);
+    const sensitivity = decimal(channel, 'x003a0210', source, `${field}: ChannelSensitivity (003A,0210)`);
+    if (sensitivity === undefined || sensitivity === 0) throw new DataError(source, `${field}: ChannelSensitivity (003A,0210) is missing or 0; the amplitude scale is unknown`);
     const correction = decimal(channel, 'x003a0212', source, `${field}: ChannelSensitivityCorrectionFactor (003A,0212)`) ?? 1;
     const baseline = decimal(channel, 'x003a0213', source, `${field}: ChannelBaseline (003A,0213)`) ?? 0;
     const signal = new Float32Array(nSamples);
@@ -127,7 +135,7 @@ function readGroup(group: DataSet, groupIndex: number, byteArray: Uint8Array, so
       if (raw === padding) throw new DataError(source, `${field}: sample ${s} is the WaveformPaddingValue ${padding} (a gap in the recording)`);
       signal[s] = (raw * gain + baseline) * toMv;
     }
-    return { name, signal };
+    leads.push({ name, signal });
   });
   return { leads, fs };
 }
@@ -167,6 +175,6 @@ export function parseDicomEcg(bytes: Uint8Array, source: string): EcgReadResult 
   if (!groups.length) throw noWaveform(source, 'multiplex group in the WaveformSequence');
   const warnings: string[] = [];
   const { group, index } = pickRhythmGroup(groups, source, warnings);
-  const { leads, fs } = readGroup(group, index, ds.byteArray, source);
+  const { leads, fs } = readGroup(group, index, ds.byteArray, source, warnings);
   return assembleRecording(source, leads, fs, warnings);
 }
