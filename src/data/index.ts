@@ -21,5 +21,6 @@ export { parseHl7Aecg } from './readers/hl7-aecg';
 export { parseDicomEcg, isDicomWaveform } from './readers/dicom-ecg';
 export { parseEdf } from './readers/edf';
 export { detectEcgFormat, parseEcgFormat, parseEcgBytes, type EcgFileFormat } from './readers/ecg-formats';
+export type { EcgReadResult } from './readers/ecg-common';
 export * from './dataset';
 export * from './loader';

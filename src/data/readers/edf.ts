@@ -105,7 +105,7 @@ export function parseEdf(bytes: Uint8Array, source: string): EcgReadResult {
   const nRecords = main.number(8, 'number of data records');
   const recordSeconds = main.number(8, 'duration of a data record');
   const nSignals = main.number(4, 'number of signals');
-  if (reserved.startsWith('EDF+D')) throw new DataError(source, 'discontinuous EDF+D recording (gaps between data records) is not supported; export it as continuous EDF+C');
+  if (/^(EDF|BDF)\+D/.test(reserved)) throw new DataError(source, `discontinuous ${reserved.slice(0, 5)} recording (gaps between data records) is not supported; export it as continuous ${reserved.slice(0, 4)}C`);
   if (!Number.isInteger(nSignals) || nSignals < 1) throw new DataError(source, `number of signals is ${nSignals}`);
   if (headerBytes !== 256 * (nSignals + 1)) throw new DataError(source, `header size is ${headerBytes} bytes but ${nSignals} signals need ${256 * (nSignals + 1)}`);
   if (bytes.length < headerBytes) throw new DataError(source, `file is ${bytes.length} bytes, shorter than its ${headerBytes}-byte header`);
