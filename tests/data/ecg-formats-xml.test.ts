@@ -122,6 +122,12 @@ describe('GE MUSE RestingECG XML', () => {
     for (const k of [0, 400, 1000]) expect(iii[k]).toBeCloseTo(ii[k] - i[k], 6);
   });
 
+  it('warns when a lead says it starts later (LeadTimeOffset) than the others', () => {
+    const rhythmStart = text.indexOf('<WaveformType>Rhythm');
+    const shifted = text.slice(0, rhythmStart) + text.slice(rhythmStart).replace('<LeadTimeOffset>0</LeadTimeOffset>', '<LeadTimeOffset>4</LeadTimeOffset>');
+    expect(parseMuseXml(textBytes(shifted), name).warnings.join()).toContain('LeadTimeOffset is not 0 for lead(s) I');
+  });
+
   it('names what it found when there is no Rhythm waveform', () => {
     const medianOnly = text.replace(/<Waveform>\s*<WaveformType>Rhythm[\s\S]*?<\/Waveform>/, '');
     expectDataError(() => parseMuseXml(textBytes(medianOnly), name), 'WaveformType Rhythm', 'found: median');

@@ -118,7 +118,13 @@ export function parseMuseXml(bytes: Uint8Array, source: string): EcgReadResult {
   if (rhythms.length > 1) warnings.push(`${source}: ${rhythms.length} Rhythm waveforms; the first is read`);
   const rhythm = rhythms[0];
   const fs = samplingRate(rhythm, source);
-  const leads = children(rhythm, 'LeadData').map((lead, i) => readLead(lead, i, source));
+  const leadData = children(rhythm, 'LeadData');
+  const leads = leadData.map((lead, i) => readLead(lead, i, source));
+  const shifted = leadData.filter((lead) => Number(childText(lead, 'LeadTimeOffset') ?? 0) !== 0);
+  if (shifted.length) {
+    // Every real export seen has 0; a lead that starts later would be misaligned by this reader.
+    warnings.push(`${source}: LeadTimeOffset is not 0 for lead(s) ${shifted.map((l) => childText(l, 'LeadID')?.trim()).join(', ')}; leads are read as starting together`);
+  }
   const declared = childText(rhythm, 'NumberofLeads') ?? childText(rhythm, 'NumberOfLeads');
   if (declared !== undefined && Number(declared) !== leads.length) {
     warnings.push(`${source}: Rhythm NumberofLeads says ${declared.trim()} but ${leads.length} LeadData are present`);
