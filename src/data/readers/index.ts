@@ -1,6 +1,8 @@
 /**
  * File-level entry points: pick a reader from the path, read through a DataFileSystem.
- * ECG: .hea (WFDB), .csv/.tsv/.txt (CSV), .npy ((C, L) or (L, C) with C <= 15, or 1-D single lead; needs fs).
+ * ECG: .hea (WFDB), .csv/.tsv/.txt (CSV), .npy ((C, L) or (L, C) with C <= 15, or 1-D single lead; needs fs);
+ * .xml (GE CardioSoft, GE MUSE, HL7 aECG: by root element), .dcm (DICOM ECG waveform), .edf/.bdf;
+ * other names are sniffed by content (DICOM magic, EDF version field, XML root) in ecg-formats.ts.
  * CMR: .nii/.nii.gz (NIfTI), .npy ((T, H, W)), a directory or .dcm file(s) (DICOM series).
  */
 import { DataError } from '../errors';
@@ -13,6 +15,7 @@ import { readWfdb } from './wfdb';
 import { parseEcgCsv, type CsvOptions } from './csv';
 import { readNifti } from './nifti';
 import { readDicomSeries } from './dicom';
+import { detectEcgFormat, parseEcgFormat } from './ecg-formats';
 
 export interface EcgReadOptions extends CsvOptions {
   /** Sampling frequency of an NPY recording (the same as `fs`); NPY stores none, so one of them is required. */
@@ -70,7 +73,10 @@ export async function readEcgFile(fs: DataFileSystem, path: string, options: Ecg
   if (/\.(csv|tsv|txt)$/.test(lower)) return parseEcgCsv(decodeText(await readInputFile(fs, path)), { ...options, source: path });
   if (lower.endsWith('.npy')) return ecgFromNpy(await readInputFile(fs, path), path, options.npyFs ?? options.fs, options.leadNames);
   if (!(await fs.exists(path))) throw new DataError(path, 'file not found');
-  throw new DataError(path, 'unknown ECG file type (expected .hea, .csv, .tsv, .txt or .npy)');
+  const bytes = await readInputFile(fs, path);
+  const format = detectEcgFormat(bytes, path);
+  if (format) return parseEcgFormat(bytes, path, format);
+  throw new DataError(path, 'unknown ECG file type (expected .hea, .csv, .tsv, .txt, .npy, .xml, .dcm, .edf, .bdf, or DICOM/EDF/ECG-XML content)');
 }
 
 export interface CmrReadOptions {
