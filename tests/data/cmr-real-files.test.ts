@@ -31,8 +31,7 @@ function bytesOf(key: string): Uint8Array {
 
 const readDicom = (key: string) => readDicomSeries([{ name: key, bytes: bytesOf(key) }]);
 
-/** `relTol` for the sums; samples within `sampleTol` absolute (lossy JPEG: decoders' IDCTs differ by a level or two). */
-function expectMatches(cine: CineVolume, e: Expected, relTol = 1e-6, sampleTol = 0): void {
+function expectMatches(cine: CineVolume, e: Expected, relTol = 1e-6): void {
   expect([cine.frames, cine.height, cine.width]).toEqual(e.shape);
   let sum = 0;
   let sumsq = 0;
@@ -46,10 +45,7 @@ function expectMatches(cine: CineVolume, e: Expected, relTol = 1e-6, sampleTol =
   close(sum, e.sum);
   close(sumsq, e.sumsq);
   close(weighted, e.weighted);
-  for (const [i, v] of e.samples) {
-    if (sampleTol) expect(Math.abs(cine.data[i] - v)).toBeLessThanOrEqual(sampleTol);
-    else close(cine.data[i], v);
-  }
+  for (const [i, v] of e.samples) close(cine.data[i], v);
 }
 
 function expectSameCine(a: CineVolume, b: CineVolume): void {
@@ -63,9 +59,7 @@ describeReal('DICOM real files: pixel values against pydicom', () => {
   for (const key of Object.keys(EXPECTED.dicom)) {
     it(key, async () => {
       const cine = await readDicom(key);
-      // Lossy JPEG: pydicom decodes it with Pillow's libjpeg, we with libjpeg-turbo.
-      const lossyJpeg = key.includes('SC_rgb_dcmtk_+eb');
-      expectMatches(cine, EXPECTED.dicom[key], lossyJpeg ? 2e-3 : 1e-6, lossyJpeg ? 4 : 0);
+      expectMatches(cine, EXPECTED.dicom[key]);
       const colour = /SC_rgb|ExplVR_BigEnd|ybr|eb\+cy/.test(key);
       expect(cine.warnings.some((w) => /converted to grey/.test(w))).toBe(colour);
     });
@@ -88,7 +82,7 @@ describeReal('DICOM real files: twins pydicom cannot decode here', () => {
 
   it('lossy JPEG baseline (RGB and YBR, 4:4:4 and 4:2:2) stays within a few grey levels of the RLE twin', async () => {
     const reference = await readDicom('pydicom/SC_rgb_rle.dcm');
-    for (const name of ['SC_rgb_jpeg_dcmtk.dcm', 'SC_rgb_jpeg_lossy_gdcm.dcm', 'SC_rgb_dcmtk_+eb+cr.dcm', 'SC_rgb_dcmtk_+eb+cy+np.dcm', 'SC_rgb_dcmtk_+eb+cy+s2.dcm']) {
+    for (const name of ['SC_rgb_jpeg_dcmtk.dcm', 'SC_rgb_jpeg_lossy_gdcm.dcm', 'SC_rgb_dcmtk_+eb+cr.dcm', 'SC_rgb_dcmtk_+eb+cy+n1.dcm', 'SC_rgb_dcmtk_+eb+cy+np.dcm', 'SC_rgb_dcmtk_+eb+cy+s2.dcm']) {
       const lossy = await readDicom(`pydicom/${name}`);
       expect([lossy.frames, lossy.height, lossy.width]).toEqual([1, 100, 100]);
       let absError = 0;
@@ -123,7 +117,7 @@ describeReal('DICOM real files that must be refused with a DataError', () => {
     ['JPEG-lossy.dcm', /12-bit JPEG Extended/],
     ['JPEG2000-embedded-sequence-delimiter.dcm', /compressed frame is \d+x1024 .* DICOM header says 256x1024/],
     ['liver_1frame.dcm', /BitsAllocated 1 is not supported.*segmentation/],
-    ['no_meta.dcm', /holds an image \(no PixelData\)/],
+    ['no_meta.dcm', /no_meta\.dcm: not a DICOM file/], // starts one byte off (pydicom reads tag (0820,0500) too)
     ['waveform_ecg.dcm', /no PixelData/],
     ['rtplan_truncated.dcm', /rtplan_truncated\.dcm: DICOM file is damaged/],
     ['badVR.dcm', /NumberOfFrames is '1A', not an integer/],

@@ -34,7 +34,7 @@ DICOM = [
     'pydicom/rtdose.dcm', 'pydicom/rtdose_rle.dcm', 'pydicom/rtdose_expb.dcm', 'pydicom/rtdose_1frame.dcm',
     'pydicom/SC_rgb_rle.dcm', 'pydicom/SC_rgb_rle_16bit.dcm', 'pydicom/SC_rgb_rle_2frame.dcm', 'pydicom/SC_rgb_rle_32bit_2frame.dcm',
     'pydicom/SC_rgb_small_odd.dcm', 'pydicom/ExplVR_BigEnd.dcm', 'pydicom/SC_ybr_full_422_uncompressed.dcm',
-    'pydicom/SC_rgb_dcmtk_+eb+cy+n1.dcm', 'pydicom/image_dfl.dcm',
+    'pydicom/image_dfl.dcm',
     'nibabel/0.dcm', 'nibabel/1.dcm',
 ]
 NIFTI = [('nibabel/example4d.nii.gz', None), ('nibabel/example4d.nii.gz', 0), ('nibabel/functional.nii', None), ('nibabel/anatomical.nii', None)]

@@ -104,6 +104,9 @@ export function parseDicomInstance(name: string, bytes: Uint8Array): DicomInstan
     const kind = part10 ? 'DICOM file is damaged' : 'not a DICOM file (no DICM preamble) or damaged';
     throw new DataError(name, `${kind}: the header could not be parsed (${thrownMessage(e)})`);
   }
+  if (!part10 && !Object.keys(ds.elements).some((tag) => /^x00(08|10|18|20|28)/.test(tag))) {
+    throw new DataError(name, 'not a DICOM file (no DICM preamble and no recognisable DICOM elements)');
+  }
   const syntax = (guessed ?? ds.string('x00020010') ?? '1.2.840.10008.1.2').replace(/\0/g, '').trim();
   const pixel = ds.elements['x7fe00010'];
   if (!pixel) return null;
@@ -284,7 +287,9 @@ export async function readDicomSeries(files: { name: string; bytes: Uint8Array }
     if (inst) instances.push(inst);
     else noImage.push(f.name);
   }
-  if (!instances.length) throw new DataError(source, `none of the ${files.length} DICOM file(s) holds an image (no PixelData)`);
+  if (!instances.length) {
+    throw new DataError(source, `none of the ${files.length} DICOM file(s) holds an image (no PixelData: ${noImage.slice(0, 3).join(', ')}${noImage.length > 3 ? ', ...' : ''})`);
+  }
   if (noImage.length) warnings.push(`${source}: ${noImage.length} file(s) without PixelData skipped (${noImage.slice(0, 3).join(', ')}${noImage.length > 3 ? ', ...' : ''})`);
   const { members, selection } = selectSeries(instances, options, source);
   let sets = members;
