@@ -139,6 +139,10 @@ describeReal('NIfTI real files: pixel values against nibabel', () => {
     expect(middle.warnings.join()).toMatch(/using slice 12 of 24/);
     expectMatches(readNifti(bytes, { slice: 0 }), EXPECTED.nifti['nibabel/example4d.nii.gz#slice=0'], 1e-5);
   });
+  it('example_nifti2.nii.gz (NIfTI-2, int16) and standard.nii.gz (uint8, 3-D)', () => {
+    expectMatches(readNifti(bytesOf('nibabel/example_nifti2.nii.gz')), EXPECTED.nifti['nibabel/example_nifti2.nii.gz']);
+    expectMatches(readNifti(bytesOf('nibabel/standard.nii.gz')), EXPECTED.nifti['nibabel/standard.nii.gz']);
+  });
   it('functional.nii (4-D) and anatomical.nii (3-D read as x, y, t)', () => {
     expectMatches(readNifti(bytesOf('nibabel/functional.nii')), EXPECTED.nifti['nibabel/functional.nii'], 1e-5);
     expectMatches(readNifti(bytesOf('nibabel/anatomical.nii')), EXPECTED.nifti['nibabel/anatomical.nii'], 1e-5);

@@ -26,7 +26,7 @@ ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
 FILES = os.path.join(ROOT, '.cache', 'debian-test-files')
 OUT = os.path.join(ROOT, 'tests', 'data', 'fixtures', 'cmr-expected.json')
 
-# Files pydicom decodes itself (numpy/RLE handlers, Pillow for 8-bit JPEG baseline and JPEG 2000).
+# Files pydicom decodes itself (numpy/RLE handlers, Pillow for JPEG 2000).
 DICOM = [
     'pydicom/MR_small.dcm', 'pydicom/MR_small_RLE.dcm', 'pydicom/MR_small_bigendian.dcm', 'pydicom/MR_small_expb.dcm',
     'pydicom/MR_small_implicit.dcm', 'pydicom/MR_small_padded.dcm', 'pydicom/MR_small_jp2klossless.dcm',
@@ -37,7 +37,7 @@ DICOM = [
     'pydicom/image_dfl.dcm',
     'nibabel/0.dcm', 'nibabel/1.dcm',
 ]
-NIFTI = [('nibabel/example4d.nii.gz', None), ('nibabel/example4d.nii.gz', 0), ('nibabel/functional.nii', None), ('nibabel/anatomical.nii', None)]
+NIFTI = [('nibabel/example_nifti2.nii.gz', None), ('nibabel/standard.nii.gz', None), ('nibabel/example4d.nii.gz', None), ('nibabel/example4d.nii.gz', 0), ('nibabel/functional.nii', None), ('nibabel/anatomical.nii', None)]
 
 
 def stats(cine):

@@ -15,6 +15,9 @@ import { DataError, assertFinite } from '../errors';
 import type { CineVolume } from '../preprocess/cmr';
 import { gunzipChecked, isGzip } from './gzip';
 
+/** Bytes a .nii.gz may hold beyond what its header implies (padding some writers add). */
+const TRAILING_SLACK = 64 * 1024;
+
 export interface NiftiOptions {
   /** Slice index for 4-D data (default: middle slice). */
   slice?: number;
@@ -127,6 +130,10 @@ export function readNifti(bytes: Uint8Array, options: NiftiOptions = {}): CineVo
         const { impliedSize } = layoutOf(parseHeader(prefix, source), source);
         if (impliedSize > declaredSize) {
           throw new DataError(source, `truncated image data: the header needs ${impliedSize} bytes, the gzip stream declares ${declaredSize}`);
+        }
+        // Refused before the output is allocated: a small header with a huge stream is a bomb or a wrong file.
+        if (declaredSize > impliedSize + TRAILING_SLACK) {
+          throw new DataError(source, `gzip stream declares ${declaredSize} bytes but the header's dims need only ${impliedSize}; the file is corrupt`);
         }
       },
     });
