@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs';
 import { gzipSync, zipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
 import { DataError, MemoryFileSystem, readCmrFile, readDicomSeries, readNifti, type CineVolume } from '../../src/data';
-import { fuzzReader, mutants, type Mutant } from '../helpers/fuzz';
+import * as dicomParserNs from 'dicom-parser';
+import { fuzzRandom, fuzzReader, mutants, type Mutant } from '../helpers/fuzz';
 import { describeReal, realFile, type RealFileSet } from '../helpers/real-files';
 import { niftiFile } from './helpers/writers';
 
@@ -43,6 +44,56 @@ function real(set: RealFileSet, name: string): Uint8Array {
   return new Uint8Array(readFileSync(realFile(set, name)!));
 }
 
+const dicomParser = ((dicomParserNs as unknown as { default?: typeof dicomParserNs }).default ?? dicomParserNs) as typeof dicomParserNs;
+
+/** The image-describing elements whose values a reader must not trust. */
+const PIXEL_FIELDS = ['x00280002', 'x00280008', 'x00280010', 'x00280011', 'x00280100', 'x00280101', 'x00280103', 'x00280004', 'x00280006', 'x7fe00010'];
+const US_VALUES = [0, 1, 2, 3, 7, 8, 12, 15, 16, 17, 32, 64, 0x7fff, 0x8000, 0xffff];
+const IS_VALUES = ['-1', '0', '2', '99', '1A', '', '1e9', '65536', 'NaN', '-0'];
+
+/**
+ * Structure-aware mutants: the value or the length of one pixel-describing element (Rows, Columns,
+ * BitsAllocated, NumberOfFrames, PixelData, ...) set to an extreme. Byte-level mutants rarely land on
+ * these few bytes, and they are what turns into a wrong allocation or a DataView RangeError.
+ */
+function dicomFieldMutants(bytes: Uint8Array, seed: number, count: number): Mutant[] {
+  const ds = dicomParser.parseDicom(bytes);
+  const fields = PIXEL_FIELDS.map((tag) => ds.elements[tag]).filter(Boolean);
+  const rnd = fuzzRandom(seed);
+  const pick = <T>(list: T[]) => list[Math.floor(rnd() * list.length)];
+  const littleEndian = !(ds.string('x00020010') ?? '').startsWith('1.2.840.10008.1.2.2');
+  return Array.from({ length: count }, (_, k) => {
+    const el = pick(fields);
+    const out = bytes.slice();
+    const view = new DataView(out.buffer);
+    let what: string;
+    const mode = rnd();
+    if (mode < 0.25) {
+      const v = pick([0, 1, 2, 0x7fff, 0xffff]);
+      view.setUint16(el.dataOffset - 2, v, true);
+      what = `length (low 16 bits) of ${el.tag} set to ${v}`;
+    } else if (mode < 0.4) {
+      const v = pick([0, 1, 0x7fffffff, 0xfffffffe, 0xffffffff]);
+      view.setUint32(el.dataOffset - 4, v, true);
+      what = `4 bytes before the value of ${el.tag} set to ${v}`;
+    } else if (el.tag === 'x00280008' || el.tag === 'x00280004') {
+      const v = el.tag === 'x00280008' ? pick(IS_VALUES) : pick(['RGB', 'YBR_FULL', 'PALETTE COLOR', 'MONOCHROME1', '']);
+      const text = new TextEncoder().encode(v.padEnd(el.length, ' ').slice(0, el.length));
+      out.set(text, el.dataOffset);
+      what = `${el.tag} value set to '${v}'`;
+    } else if (el.tag === 'x7fe00010') {
+      const at = el.dataOffset + Math.floor(rnd() * Math.min(el.length, 64));
+      out[at] = pick([0, 0xff, 0x80]);
+      what = `byte ${at} of PixelData changed`;
+    } else {
+      const v = pick(US_VALUES);
+      view.setUint16(el.dataOffset, v, littleEndian);
+      what = `${el.tag} set to ${v}`;
+    }
+    return { name: `fields seed ${seed} #${k}: ${what}`, bytes: out };
+  });
+}
+
 const readDicom = (bytes: Uint8Array) => readDicomSeries([{ name: NAME, bytes }], { source: NAME });
 
 describeReal('fuzz: DICOM', () => {
@@ -58,10 +109,11 @@ describeReal('fuzz: DICOM', () => {
     ['SC_rgb_jpeg_gdcm.dcm', 30], // JPEG lossless
   ];
   sources.forEach(([name, count], k) => {
-    it(`${name}: ${count} mutants`, async () => {
+    it(`${name}: ${2 * count} mutants (bytes and pixel fields)`, async () => {
       const bytes = real('pydicom', name);
       // Headers hold most of the fields; the pixel data sits at the end of these files.
-      await expectNoInternalErrors(mutants(bytes, 1000 + k, count, { headerBias: Math.min(1200, bytes.length) }), readDicom);
+      const list = [...mutants(bytes, 1000 + k, count, { headerBias: Math.min(1200, bytes.length) }), ...dicomFieldMutants(bytes, 2000 + k, count)];
+      await expectNoInternalErrors(list, readDicom);
     });
   });
 
@@ -82,14 +134,21 @@ describe('fuzz: NIfTI', () => {
   const synthetic = niftiFile([6, 5, 3, 4], 16, values, 2, 1);
   const readNii = (bytes: Uint8Array) => readNifti(bytes, { source: NAME });
 
-  it('.nii (synthetic 4-D float32): 80 mutants', async () => {
-    await expectNoInternalErrors(mutants(synthetic, 7, 80, { headerBias: 352 }), readNii);
+  it('.nii (synthetic 4-D float32): 200 mutants, half of them in dim/datatype/bitpix/vox_offset/scl (bytes 40-124)', async () => {
+    const fields = mutants(synthetic.subarray(40), 7, 100, { headerBias: 84 }).map((m) => {
+      // Mutate the field block only, keeping the bytes before it (sizeof_hdr etc.) in place.
+      const bytes = new Uint8Array(40 + m.bytes.length);
+      bytes.set(synthetic.subarray(0, 40));
+      bytes.set(m.bytes, 40);
+      return { name: m.name, bytes };
+    });
+    await expectNoInternalErrors([...fields, ...mutants(synthetic, 17, 100, { headerBias: 352 })], readNii);
   });
   it('.nii.gz, mutated after compression: 40 mutants', async () => {
     await expectNoInternalErrors(mutants(gzipSync(synthetic), 8, 40), readNii);
   });
   it('.nii.gz, header mutated then re-compressed: 40 mutants', async () => {
-    const list = mutants(synthetic, 9, 40, { headerBias: 352 }).map((m) => ({ name: m.name, bytes: gzipSync(m.bytes) }));
+    const list = mutants(synthetic, 9, 40, { headerBias: 124 }).map((m) => ({ name: m.name, bytes: gzipSync(m.bytes) }));
     await expectNoInternalErrors(list, readNii);
   });
 });
@@ -97,7 +156,7 @@ describe('fuzz: NIfTI', () => {
 describeReal('fuzz: real NIfTI', () => {
   it('functional.nii and example4d.nii.gz: 60 mutants', async () => {
     const readNii = (bytes: Uint8Array) => readNifti(bytes, { source: NAME });
-    await expectNoInternalErrors(mutants(real('nibabel', 'functional.nii'), 11, 30, { headerBias: 352 }), readNii);
+    await expectNoInternalErrors(mutants(real('nibabel', 'functional.nii'), 11, 30, { headerBias: 124 }), readNii);
     await expectNoInternalErrors(mutants(real('nibabel', 'example4d.nii.gz'), 12, 30), readNii);
   });
 

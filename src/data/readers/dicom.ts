@@ -107,6 +107,16 @@ export function parseDicomInstance(name: string, bytes: Uint8Array): DicomInstan
   if (!part10 && !Object.keys(ds.elements).some((tag) => /^x00(08|10|18|20|28)/.test(tag))) {
     throw new DataError(name, 'not a DICOM file (no DICM preamble and no recognisable DICOM elements)');
   }
+  try {
+    return instanceFromDataSet(name, bytes, ds, guessed);
+  } catch (e) {
+    // dicom-parser reads values lazily: a damaged length surfaces here as its own error.
+    if (e instanceof DataError) throw e;
+    throw new DataError(name, `DICOM header field unreadable (${thrownMessage(e)}); the file is damaged`);
+  }
+}
+
+function instanceFromDataSet(name: string, bytes: Uint8Array, ds: dicomParserNs.DataSet, guessed: string | undefined): DicomInstance | null {
   const syntax = (guessed ?? ds.string('x00020010') ?? '1.2.840.10008.1.2').replace(/\0/g, '').trim();
   const pixel = ds.elements['x7fe00010'];
   if (!pixel) return null;
@@ -225,6 +235,15 @@ function encapsulatedFrames(inst: DicomInstance): Uint8Array[] {
 }
 
 async function decodeInstance(inst: DicomInstance): Promise<DecodedFrame[]> {
+  try {
+    return await decodeInstanceFrames(inst);
+  } catch (e) {
+    if (e instanceof DataError) throw e;
+    throw new DataError(inst.name, `pixel data could not be decoded (${thrownMessage(e)}); the file is damaged`);
+  }
+}
+
+async function decodeInstanceFrames(inst: DicomInstance): Promise<DecodedFrame[]> {
   const kind = codecOf(inst.syntax)!;
   if (kind === 'native') return nativeFrames(inst);
   const geometry: FrameGeometry = { rows: inst.rows, cols: inst.cols, samplesPerPixel: inst.samplesPerPixel, bitsAllocated: inst.bitsAllocated, signed: inst.signed };
