@@ -20,8 +20,8 @@ import { inflateCapped, MAX_DECOMPRESSED_BYTES } from './gzip';
 // dicom-parser is a CommonJS bundle: under Node's ESM loader its API sits on the default export.
 const dicomParser = ((dicomParserNs as unknown as { default?: typeof dicomParserNs }).default ?? dicomParserNs) as typeof dicomParserNs;
 
-/** Largest cine accepted, in output samples (a 50-frame 512x512 cine is 13 M). */
-const MAX_SAMPLES = 1 << 28;
+/** Largest image accepted, in samples (a 50-frame 512x512 cine is 13 M; 2^27 float32 = 512 MB). */
+const MAX_SAMPLES = 1 << 27;
 const MAX_FRAMES = 10_000;
 const BIG_ENDIAN = '1.2.840.10008.1.2.2';
 
