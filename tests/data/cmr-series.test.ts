@@ -138,6 +138,20 @@ describeReal('UK-Biobank-like archives: series selection', () => {
     expect(cine.selection?.reason).toMatch(/only match with one slice location/);
   });
 
+  it('nibabel Siemens 0.dcm/1.dcm in a folder: two slice locations listed, sliceLocation picks one', async () => {
+    const fs = new MemoryFileSystem();
+    const [first, second] = ['0.dcm', '1.dcm'].map((n) => new Uint8Array(readFileSync(realFile('nibabel', n)!)));
+    await fs.writeFile('siemens/0.dcm', first);
+    await fs.writeFile('siemens/1.dcm', second);
+    await expect(readCmrFile(fs, 'siemens')).rejects.toThrow(/^siemens: series holds 2 slice locations \(-79\.416382 \| -76\.416382\); choose one with sliceLocation/);
+    const picked = await readCmrFile(fs, 'siemens', { sliceLocation: '-76.416382' });
+    await fs.writeFile('single.dcm', second);
+    const alone = await readCmrFile(fs, 'single.dcm');
+    expect(picked.frames).toBe(1);
+    expect(Array.from(picked.data)).toEqual(Array.from(alone.data));
+    expect(picked.selection?.chosen.description).toBe('CBU_DTI_64D_1A');
+  });
+
   it('a damaged archive is a DataError: CRC mismatch, oversized entry, truncation', async () => {
     const zip = subjectZip();
     const entryName = 'CINE_segmented_LAX_2Ch/IM_00_000.dcm'; // a stored entry (level 0)
