@@ -16,3 +16,11 @@ declare module 'jpeg-lossless-decoder-js' {
     decode(buffer: ArrayBuffer, offset: number, length: number, numBytes?: number): Uint8Array | Uint16Array;
   }
 }
+declare module '@cornerstonejs/codec-libjpeg-turbo-8bit' {
+  const factory: (options?: object) => Promise<Record<string, unknown>>;
+  export default factory;
+}
+declare module '@cornerstonejs/codec-charls' {
+  const factory: (options?: object) => Promise<Record<string, unknown>>;
+  export default factory;
+}

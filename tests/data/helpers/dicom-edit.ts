@@ -77,3 +77,70 @@ export const TAG = {
   sliceLocation: 0x00201041,
   pixelData: 0x7fe00010,
 } as const;
+
+export interface EncapsulatedSpec {
+  syntax: string;
+  rows: number;
+  cols: number;
+  bitsAllocated: 8 | 16;
+  bitsStored?: number;
+  signed?: boolean;
+  photometric?: string;
+  samplesPerPixel?: number;
+  /** Compressed bytes of each frame. */
+  frames: Uint8Array[];
+  /** Split every frame into this many fragments (needs the offset table when frames > 1). */
+  fragmentsPerFrame?: number;
+  /** Write the Basic Offset Table (default true). */
+  offsetTable?: boolean;
+}
+
+/** A minimal explicit-VR little-endian Part 10 file with encapsulated (compressed) multi-frame pixel data. */
+export function encapsulatedDicom(spec: EncapsulatedSpec): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const u16 = (v: number) => Uint8Array.of(v & 0xff, v >> 8);
+  const u32 = (v: number) => Uint8Array.of(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24);
+  const text = (s: string, pad = ' ') => new TextEncoder().encode(s.length % 2 ? s + pad : s);
+  const element = (tag: number, vr: string, value: Uint8Array) => parts.push(encodeElement(tag, { vr, value }));
+  const syntax = text(spec.syntax, '\0');
+  parts.push(new Uint8Array(128), new TextEncoder().encode('DICM'));
+  element(0x00020000, 'UL', u32(8 + syntax.length));
+  element(0x00020010, 'UI', syntax);
+  element(0x00280002, 'US', u16(spec.samplesPerPixel ?? 1));
+  element(0x00280004, 'CS', text(spec.photometric ?? 'MONOCHROME2'));
+  element(0x00280008, 'IS', text(String(spec.frames.length)));
+  element(0x00280010, 'US', u16(spec.rows));
+  element(0x00280011, 'US', u16(spec.cols));
+  element(0x00280100, 'US', u16(spec.bitsAllocated));
+  element(0x00280101, 'US', u16(spec.bitsStored ?? spec.bitsAllocated));
+  element(0x00280102, 'US', u16((spec.bitsStored ?? spec.bitsAllocated) - 1));
+  element(0x00280103, 'US', u16(spec.signed ? 1 : 0));
+  // PixelData: OB, undefined length, offset-table item, fragment items, sequence delimiter.
+  const item = (data: Uint8Array) => {
+    const even = data.length % 2 ? Uint8Array.from([...data, 0]) : data;
+    return [Uint8Array.of(0xfe, 0xff, 0x00, 0xe0), u32(even.length), even];
+  };
+  const fragments: Uint8Array[][] = spec.frames.map((frame) => {
+    const n = spec.fragmentsPerFrame ?? 1;
+    const size = Math.ceil(frame.length / n / 2) * 2;
+    return Array.from({ length: n }, (_, k) => frame.subarray(k * size, Math.min(frame.length, (k + 1) * size)));
+  });
+  const offsets: number[] = [];
+  let offset = 0;
+  for (const list of fragments) {
+    offsets.push(offset);
+    for (const f of list) offset += 8 + f.length + (f.length % 2);
+  }
+  const table = spec.offsetTable === false ? new Uint8Array(0) : Uint8Array.from(offsets.flatMap((o) => [...u32(o)]));
+  parts.push(Uint8Array.of(0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x42, 0, 0), u32(0xffffffff));
+  parts.push(...item(table));
+  for (const list of fragments) for (const f of list) parts.push(...item(f));
+  parts.push(Uint8Array.of(0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
