@@ -3,7 +3,7 @@
  *   synth --n N --out DIR [--seed S] [--split 0.8,0.1,0.1]     write a phantom dataset
  *   show --data DIR --index I [--split train] --out DIR2        pictures of a dataset subject
  *   show --phantom [--class healthy] [--seed S] [--index I] --out DIR2   pictures of a fresh phantom
- *   inspect FILE [--fs HZ] [--strict | --lenient]               read an ECG or CMR file, print what the model would get
+ *   inspect FILE [--fs HZ] [--strict|--lenient] [--series RE]      read an ECG or CMR file (DICOM folder/zip: series chosen by RE), print what the model would get
  */
 import { NodeFileSystem } from '../data/node-fs';
 import { joinPath, decodeText } from '../data/fs';
@@ -15,6 +15,7 @@ import { robustRPeaks } from '../data/ecg-phase';
 import { ecgToSvg } from '../data/viz/ecg-svg';
 import { cineToGif, cineToStripPng } from '../data/viz/images';
 import { readEcgFile, readCmrFile } from '../data/readers/index';
+import { describeSeries } from '../data/readers/dicom-series-select';
 import { prepareEcg } from '../data/preprocess/ecg';
 import { prepareCine } from '../data/preprocess/cmr';
 import { DataError } from '../data/errors';
@@ -107,9 +108,16 @@ async function inspect(positional: string[], flags: Flags) {
   if (!path) throw new Error('inspect needs a file path');
   const isCmr = /\.(nii|nii\.gz|dcm)$/i.test(path) || (!/\.(hea|dat|csv|tsv|txt|npy)$/i.test(path)) || flags.cmr === true;
   if (isCmr) {
-    const vol = await readCmrFile(fs, path, { slice: flags.slice !== undefined ? Number(flags.slice) : undefined });
+    const text = (flag: string) => (typeof flags[flag] === 'string' ? (flags[flag] as string) : undefined);
+    const vol = await readCmrFile(fs, path, {
+      slice: flags.slice !== undefined ? Number(flags.slice) : undefined,
+      seriesPattern: text('series'),
+      seriesUid: text('series-uid'),
+      sliceLocation: text('slice-location'),
+    });
     const prepared = prepareCine(vol, { source: path });
     console.log(`CMR ${path}: ${vol.frames} frames of ${vol.height}x${vol.width} -> (50, 96, 96) in [-1, 1]`);
+    if (vol.selection) console.log(`series: ${describeSeries(vol.selection.chosen)} (${vol.selection.reason}; ${vol.selection.series.length} series found)`);
     [...vol.warnings, ...prepared.warnings].forEach((w) => console.log(`warning: ${w}`));
     return;
   }
@@ -133,7 +141,7 @@ async function main() {
     console.log('usage: npm run data -- synth --n N --out DIR [--seed S] [--split 0.8,0.1,0.1]');
     console.log('       npm run data -- show --data DIR --index I [--split train] --out DIR2');
     console.log('       npm run data -- show --phantom --class healthy|hypertrophic|dilated|regional [--seed S] [--small] --out DIR2');
-    console.log('       npm run data -- inspect FILE [--fs HZ] [--strict | --lenient] [--slice Z]');
+    console.log('       npm run data -- inspect FILE [--fs HZ] [--strict | --lenient] [--slice Z] [--series REGEX] [--series-uid UID] [--slice-location TEXT]');
     process.exitCode = command ? 1 : 0;
   }
 }

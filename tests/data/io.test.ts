@@ -206,17 +206,19 @@ describe('CMR readers and preprocessing', () => {
     expect(v.data[60]).toBe(200 * 2 - 5);
   });
 
-  it('DICOM: bad input errors name the file', () => {
+  it('DICOM: bad input errors name the file', async () => {
     const px = new Uint16Array(4);
     const ok = dicomFile({ rows: 2, cols: 2, pixels: px, instance: 1 });
-    expect(() => readDicomSeries([{ name: 'a.dcm', bytes: dicomFile({ rows: 2, cols: 2, pixels: px, instance: 1, syntax: '1.2.840.10008.1.2.4.50' }) }])).toThrow(/a.dcm: unsupported transfer syntax/);
-    expect(() => readDicomSeries([{ name: 'b.dcm', bytes: dicomFile({ rows: 2, cols: 2, pixels: px, instance: 1, photometric: 'RGB' }) }])).toThrow(/b.dcm: unsupported photometric/);
-    expect(() => readDicomSeries([{ name: 'c.dcm', bytes: ok.subarray(0, ok.length - 4) }])).toThrow(/c.dcm/);
-    expect(() => readDicomSeries([
+    const read = (files: { name: string; bytes: Uint8Array }[], options = {}) => readDicomSeries(files, options);
+    await expect(read([{ name: 'a.dcm', bytes: dicomFile({ rows: 2, cols: 2, pixels: px, instance: 1, syntax: '1.2.840.10008.1.2.4.100' }) }])).rejects.toThrow(/a.dcm: unsupported transfer syntax/);
+    await expect(read([{ name: 'a2.dcm', bytes: dicomFile({ rows: 2, cols: 2, pixels: px, instance: 1, syntax: '1.2.840.10008.1.2.4.50' }) }])).rejects.toThrow(/a2.dcm: PixelData of compressed syntax .* holds no fragments/);
+    await expect(read([{ name: 'b.dcm', bytes: dicomFile({ rows: 2, cols: 2, pixels: px, instance: 1, photometric: 'RGB' }) }])).rejects.toThrow(/b.dcm: PhotometricInterpretation RGB does not fit SamplesPerPixel 1/);
+    await expect(read([{ name: 'c.dcm', bytes: ok.subarray(0, ok.length - 4) }])).rejects.toThrow(/c.dcm/);
+    await expect(read([
       { name: 'd1.dcm', bytes: ok },
       { name: 'd2.dcm', bytes: dicomFile({ rows: 2, cols: 2, pixels: px, instance: 2, series: '9.9' }) },
-    ], { source: 'dir' })).toThrow(/dir: files belong to 2 series/);
-    expect(() => readDicomSeries([{ name: 'e.dcm', bytes: enc('not dicom at all') }])).toThrow(/e.dcm/);
+    ], { source: 'dir' })).rejects.toThrow(/dir: no series description matches/);
+    await expect(read([{ name: 'e.dcm', bytes: enc('not dicom at all') }])).rejects.toThrow(/e.dcm/);
   });
 
   it('prepareCine: crop, resize, cyclic temporal resample and spec min-max', () => {
