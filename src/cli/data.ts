@@ -6,6 +6,7 @@
  *   inspect FILE [--fs HZ]                                      read an ECG or CMR file, print what the model would get
  *   build --pairs pairs.csv --out DIR [--workers N] [--shard i/n] [--resume]   dataset from files (data-build.ts)
  *   merge --out DIR SHARD_DIR...                                join the shards of a build
+ *   synth-files --n N --out DIR                                 phantom cohort as WFDB + NIfTI files + pairs.csv
  */
 import { NodeFileSystem } from '../data/node-fs';
 import { joinPath, decodeText } from '../data/fs';
@@ -20,7 +21,7 @@ import { readEcgFile, readCmrFile } from '../data/readers/index';
 import { prepareEcg } from '../data/preprocess/ecg';
 import { prepareCine } from '../data/preprocess/cmr';
 import { DataError } from '../data/errors';
-import { buildCommand, mergeCommand } from './data-build';
+import { buildCommand, mergeCommand, synthFilesCommand } from './data-build';
 
 type Flags = Record<string, string | boolean>;
 
@@ -131,6 +132,7 @@ async function main() {
   else if (command === 'inspect') await inspect(positional, flags);
   else if (command === 'build') await buildCommand(flags);
   else if (command === 'merge') await mergeCommand(positional, flags);
+  else if (command === 'synth-files') await synthFilesCommand(flags);
   else {
     console.log('usage: npm run data -- synth --n N --out DIR [--seed S] [--split 0.8,0.1,0.1]');
     console.log('       npm run data -- show --data DIR --index I [--split train] --out DIR2');
@@ -139,6 +141,7 @@ async function main() {
     console.log('       npm run data -- build --pairs pairs.csv --out DIR [--workers N] [--shard i/n] [--resume] [--split 0.8,0.1,0.1] [--seed S]');
     console.log('       npm run data -- build --ecg-dir D --cmr-dir D --out DIR [--id-pattern REGEX] [--labels labels.csv] [...]');
     console.log('       npm run data -- merge --out DIR SHARD_DIR...');
+    console.log('       npm run data -- synth-files --n N --out DIR [--seed S] [--gzip]   (phantom cohort as WFDB + NIfTI files, for trying build)');
     process.exitCode = command ? 1 : 0;
   }
 }
