@@ -1,7 +1,7 @@
 /**
  * `npm run data -- build` and `npm run data -- merge` (see docs/DATA.md, "Building a dataset from files").
  *   build --pairs pairs.csv --out DIR [--workers N] [--shard i/n] [--resume] [--split 0.8,0.1,0.1] [--seed 42]
- *         [--class-column NAME] [--fs HZ] [--slice Z] [--series-pattern P] [--strict] [--no-qc]
+ *         [--class-column NAME] [--fs HZ] [--slice Z] [--series-pattern P] [--series-uid UID] [--strict] [--no-qc]
  *   build --ecg-dir D --cmr-dir D --out DIR [--id-pattern REGEX] [--labels labels.csv] [...]
  *   merge --out DIR SHARD_DIR... [--no-qc]
  *   synth-files --n N --out DIR [--seed S] [--gzip]   phantom subjects as WFDB + NIfTI files and a pairs.csv
@@ -46,9 +46,10 @@ function subjectOptions(flags: Flags): SubjectOptions {
   const fs = number(flags, 'fs');
   const slice = number(flags, 'slice');
   const seriesPattern = text(flags, 'series-pattern');
+  const seriesUid = text(flags, 'series-uid');
   return {
     ecgRead: fs !== undefined ? { fs, npyFs: fs } : {},
-    cmrRead: { ...(slice !== undefined ? { slice } : {}), ...(seriesPattern !== undefined ? { seriesPattern } : {}) },
+    cmrRead: { ...(slice !== undefined ? { slice } : {}), ...(seriesPattern !== undefined ? { seriesPattern } : {}), ...(seriesUid !== undefined ? { seriesUid } : {}) },
     ecgPrepare: { strict: switchOn(flags, 'strict') },
   };
 }

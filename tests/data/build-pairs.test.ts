@@ -6,6 +6,7 @@ import { splitForId, parseShard, inShard, hashString, parseSplitFractions } from
 import { progressLine } from '../../src/data/build/progress';
 import { reasonKind } from '../../src/data/build/qc';
 import { rejectedCsv } from '../../src/data/build/store';
+import { chosenSeries } from '../../src/data/build/subject';
 
 describe('pairs.csv', () => {
   it('reads quoted paths (commas, quotes, line breaks) and types label columns', async () => {
@@ -118,5 +119,11 @@ describe('report helpers', () => {
     expect(reasonKind("recording is 1.50 s long; at least 2 s needed")).toBe(reasonKind('recording is 0.20 s long; at least 2 s needed'));
     expect(reasonKind("lead 'V3' is flat")).toBe(reasonKind("lead 'I' is flat"));
     expect(rejectedCsv([{ id: 'a', pairIndex: 3, stage: 'cmr', file: 'x, y.nii', reason: 'said "no"' }])).toBe('subject_id,pair_index,stage,file,reason\na,3,cmr,"x, y.nii","said ""no"""\n');
+  });
+
+  it('keeps the chosen CMR series, its reason and the number of series a reader reports', () => {
+    const volume = { data: new Float32Array(1), frames: 1, height: 1, width: 1, warnings: [], selection: { chosen: { uid: '1.2', description: 'cine 4ch' }, reason: 'pattern /4ch/', series: [{}, {}, {}] } };
+    expect(chosenSeries(volume)).toEqual({ chosen: { uid: '1.2', description: 'cine 4ch' }, reason: 'pattern /4ch/', seriesFound: 3 });
+    expect(chosenSeries({ data: new Float32Array(1) })).toBeUndefined();
   });
 });

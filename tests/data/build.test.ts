@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync, rmSync, existsSync, appendFileSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, existsSync, appendFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { NodeBuildFileSystem } from '../../src/data/build/build-fs';
-import { readPairsCsv } from '../../src/data/build/pairs';
+import { readPairsCsv, pairFolders } from '../../src/data/build/pairs';
 import { buildDataset } from '../../src/data/build/builder';
 import { mergeShards } from '../../src/data/build/merge';
 import { parseCsvRows } from '../../src/data/build/pairs';
@@ -15,6 +15,7 @@ import { prepareCine } from '../../src/data/preprocess/cmr';
 import { makeTestCohort, type TestCohort } from './helpers/build-cohort';
 
 const fs = new NodeBuildFileSystem();
+const GOOD = 6;
 let cohort: TestCohort;
 const DATASET_FILES = ['manifest.json', 'rejected.csv', ...['train', 'val', 'test'].flatMap((s) => [`${s}/ecg.npy`, `${s}/cmr.npy`, `${s}/meta.json`])];
 
@@ -23,7 +24,7 @@ function expectSameDataset(a: string, b: string) {
 }
 
 beforeAll(async () => {
-  cohort = await makeTestCohort(8);
+  cohort = await makeTestCohort(GOOD);
 }, 60_000);
 
 afterAll(() => {
@@ -40,12 +41,12 @@ describe('data build', () => {
     await buildDataset(fs, { out: out('shard1'), pairs, workers: 1, shard: { index: 1, count: 2 } });
     await expect(mergeShards(fs, [out('shard1')], out('bad-merge'))).rejects.toThrow(/missing shard\(s\) 0\/2/);
     await mergeShards(fs, [out('shard1'), out('shard0')], out('merged'));
-    expect([one.accepted, one.rejected, two.accepted, two.rejected]).toEqual([8, 4, 8, 4]);
+    expect([one.accepted, one.rejected, two.accepted, two.rejected]).toEqual([GOOD, 4, GOOD, 4]);
     expectSameDataset(out('one'), out('two'));
     expectSameDataset(out('one'), out('merged'));
     const shard0 = JSON.parse(readFileSync(join(out('shard0'), 'manifest.json'), 'utf8')) as BuiltDatasetManifest;
     expect(shard0.subjects.every((s) => s.pairIndex % 2 === 0)).toBe(true);
-    expect(shard0.subjects.length).toBeLessThan(8);
+    expect(shard0.subjects.length).toBeLessThan(GOOD);
 
     // rejected.csv: every broken subject, its file and the reason, in pair order.
     const rejected = parseCsvRows(readFileSync(join(out('one'), 'rejected.csv'), 'utf8'), 'rejected.csv');
@@ -72,7 +73,7 @@ describe('data build', () => {
     expect(typeof first.labels.ef).toBe('number');
     expect(first.cls).toBe(first.labels.class);
     const counts = (['train', 'val', 'test'] as const).map((s) => manifest.splits[s].count);
-    expect(counts.reduce((a, b) => a + b, 0)).toBe(8);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(GOOD);
     for (const s of manifest.subjects) {
       expect(s.heartRateBpm).toBeGreaterThan(45);
       expect(s.heartRateBpm).toBeLessThan(115);
@@ -92,18 +93,18 @@ describe('data build', () => {
 
     // QC report: counts, rejection reasons, histograms, strips with the R peaks, cine thumbnails.
     const qc = readFileSync(join(out('one'), 'qc.md'), 'utf8');
-    expect(qc).toContain('**8 accepted**, **4 rejected**');
+    expect(qc).toContain(`**${GOOD} accepted**, **4 rejected**`);
     expect(qc).toMatch(/\| cmr \| cine is constant.*\| 1 \| bad-flat/);
-    expect(qc).toMatch(/\| class \| string \| 8\/8 \|/);
+    expect(qc).toContain(`| class | string | ${GOOD}/${GOOD} |`);
     expect(readFileSync(join(out('one'), 'qc.md'), 'utf8')).toBe(readFileSync(join(out('merged'), 'qc.md'), 'utf8'));
     const hr = readFileSync(join(out('one'), 'qc/heart-rate.svg'), 'utf8');
     const barCounts = [...hr.matchAll(/bpm: (\d+)<\/title>/g)].map((m) => Number(m[1]));
-    expect(barCounts.reduce((a, b) => a + b, 0)).toBe(8);
+    expect(barCounts.reduce((a, b) => a + b, 0)).toBe(GOOD);
     const strips = readFileSync(join(out('one'), 'qc/ecg-strips.svg'), 'utf8');
     const meta = ['train', 'val', 'test'].flatMap((s) => JSON.parse(readFileSync(join(out('one'), s, 'meta.json'), 'utf8')).subjects as { rPeaks: number[] }[]);
     expect((strips.match(/<circle/g) ?? []).length).toBe(meta.reduce((a, s) => a + s.rPeaks.length, 0));
     const pngs = [...qc.matchAll(/qc\/(cine-[a-z]+-\d+\.png)/g)].map((m) => m[1]);
-    expect(pngs.length).toBe(8);
+    expect(pngs.length).toBe(GOOD);
     const png = PNG.sync.read(readFileSync(join(out('one'), 'qc', pngs[0])));
     expect([png.width, png.height]).toEqual([5 * 96 + 4 * 2, 100]);
   }, 120_000);
@@ -134,5 +135,28 @@ describe('data build', () => {
     const again = await buildDataset(fs, { out: dir, pairs, workers: 0, resume: true, qc: false });
     expect(again.processedThisRun).toBe(0);
     expectSameDataset(reference, dir);
+  }, 120_000);
+
+  it('folder mode pairs by the id in file names; one-sided ids are rejected; rows match the pairs.csv build', async () => {
+    const fs2 = fs;
+    const byCsv = join(cohort.root, 'by-csv');
+    const byFolder = join(cohort.root, 'by-folder');
+    await buildDataset(fs2, { out: byCsv, pairs: await readPairsCsv(fs2, cohort.pairsCsv), workers: 0, qc: false });
+    writeFileSync(join(cohort.root, 'labels.csv'), `subject_id,EF\n${cohort.goodIds[3]},0.42\n`);
+    const folders = await pairFolders(fs2, { ecgDir: join(cohort.root, 'ecg'), cmrDir: join(cohort.root, 'cmr'), labelsCsv: join(cohort.root, 'labels.csv') });
+    expect(folders.pairs.map((p) => p.id)).toEqual(['cut', 'flat', ...cohort.goodIds]);
+    const result = await buildDataset(fs2, { out: byFolder, pairs: folders, workers: 0, qc: false });
+    expect([result.accepted, result.rejected]).toEqual([GOOD, 2]);
+    const rejected = readFileSync(join(byFolder, 'rejected.csv'), 'utf8');
+    expect(rejected).toMatch(/^cut,0,pair,.*ecg\/cut\.hea,no CMR entry in .*cmr matches subject id 'cut'$/m);
+    expect(rejected).toMatch(/^flat,1,pair,.*cmr\/flat\.nii,no ECG entry in .*ecg matches subject id 'flat'$/m);
+    expect(result.manifest.subjects.find((s) => s.id === cohort.goodIds[3])!.labels).toEqual({ EF: 0.42 });
+    for (const split of ['train', 'val', 'test']) {
+      for (const kind of ['ecg', 'cmr']) {
+        expect(readFileSync(join(byFolder, split, `${kind}.npy`)).equals(readFileSync(join(byCsv, split, `${kind}.npy`)))).toBe(true);
+      }
+    }
+    const narrow = await pairFolders(fs2, { ecgDir: join(cohort.root, 'ecg'), cmrDir: join(cohort.root, 'cmr'), idPattern: '^(?<id>sub-\\d+)' });
+    expect(narrow.pairs.map((p) => p.id)).toEqual(cohort.goodIds);
   }, 120_000);
 });

@@ -56,6 +56,7 @@ export async function mergeShards(fs: BuildFileSystem, shardDirs: string[], out:
   const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !seen.has(i));
   if (missing.length) throw new Error(`missing shard(s) ${missing.map((i) => `${i}/${count}`).join(', ')}; pass all ${count} shard folders`);
 
+  if (shardDirs.some((d) => d.replace(/\/+$/, '') === out.replace(/\/+$/, ''))) throw new Error(`--out ${out} is one of the shard folders; merge into a new folder`);
   await fs.mkdir(out);
   const subjects: { subject: BuiltSubject; dir: string }[] = [];
   for (const { dir } of shards) subjects.push(...(await readBuiltSubjects(fs, dir)).map((subject) => ({ subject, dir })));
