@@ -1,7 +1,7 @@
 /**
  * `npm run data -- build` and `npm run data -- merge` (see docs/DATA.md, "Building a dataset from files").
  *   build --pairs pairs.csv --out DIR [--workers N] [--shard i/n] [--resume] [--split 0.8,0.1,0.1] [--seed 42]
- *         [--class-column NAME] [--fs HZ] [--slice Z] [--series-pattern P] [--series-uid UID] [--strict] [--no-qc]
+ *         [--worker-memory-mb MB] [--class-column NAME] [--fs HZ] [--slice Z] [--series-pattern P] [--series-uid UID] [--strict] [--no-qc]
  *   build --ecg-dir D --cmr-dir D --out DIR [--id-pattern REGEX] [--labels labels.csv] [...]
  *   merge --out DIR SHARD_DIR... [--no-qc]
  *   synth-files --n N --out DIR [--seed S] [--gzip]   phantom subjects as WFDB + NIfTI files and a pairs.csv
@@ -74,6 +74,7 @@ export async function buildCommand(flags: Flags): Promise<void> {
   const printer = new ProgressPrinter(process.stderr, label);
   const result = await buildDataset(fs, {
     out, pairs, shard, workers, classColumn,
+    workerMemoryMb: number(flags, 'worker-memory-mb'),
     seed: number(flags, 'seed'),
     fractions: splitText !== undefined ? parseSplitFractions(splitText) : undefined,
     resume: switchOn(flags, 'resume'),

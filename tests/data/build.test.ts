@@ -131,6 +131,15 @@ describe('data build', () => {
     const resumed = await buildDataset(fs, { out: dir, pairs, workers: 2, resume: true, qc: false });
     expect(resumed.processedThisRun).toBe(pairs.pairs.length - 6);
     expectSameDataset(reference, dir);
+    // Worker threads that die (here: a 4 MB heap) reject their subjects with stage 'worker', then stop the build
+    // with one error; --resume retries those subjects, so nothing stays lost.
+    const starved = join(cohort.root, 'starved');
+    await expect(buildDataset(fs, { out: starved, pairs, workers: 1, workerMemoryMb: 4, qc: false })).rejects.toThrow(/worker threads keep failing .*memory/);
+    const journal = readFileSync(join(starved, 'build-journal.jsonl'), 'utf8');
+    expect(journal).toMatch(/"stage":"worker"/);
+    const retried = await buildDataset(fs, { out: starved, pairs, workers: 0, resume: true, qc: false });
+    expect(retried.processedThisRun).toBe(pairs.pairs.length);
+    expectSameDataset(reference, starved);
     // Resuming a finished build does nothing and leaves it intact.
     const again = await buildDataset(fs, { out: dir, pairs, workers: 0, resume: true, qc: false });
     expect(again.processedThisRun).toBe(0);

@@ -139,10 +139,11 @@ export class DatasetAppender {
         this.rows[s.split]++;
         this.subjects.push(s);
         this.done.add(s.pairIndex);
-      } else {
+      } else if (entry.rejected.stage !== 'worker') {
         this.rejected.push(entry.rejected);
         this.done.add(entry.rejected.pairIndex);
       }
+      // A 'worker' rejection (a thread that died, e.g. out of memory) says nothing about the input: retry it.
     }
     // Rows appended after the last journal line belong to a subject that did not finish: cut them off.
     for (const split of SPLIT_NAMES) {
