@@ -5,6 +5,7 @@ import { PNG } from 'pngjs';
 import { NodeBuildFileSystem } from '../../src/data/build/build-fs';
 import { readPairsCsv, pairFolders } from '../../src/data/build/pairs';
 import { buildDataset } from '../../src/data/build/builder';
+import { InlineRunner } from '../../src/data/build/worker-pool';
 import { mergeShards } from '../../src/data/build/merge';
 import { parseCsvRows } from '../../src/data/build/pairs';
 import type { BuiltDatasetManifest } from '../../src/data/build/store';
@@ -140,6 +141,29 @@ describe('data build', () => {
     const retried = await buildDataset(fs, { out: starved, pairs, workers: 0, resume: true, qc: false });
     expect(retried.processedThisRun).toBe(pairs.pairs.length);
     expectSameDataset(reference, starved);
+    // A retried worker failure lands after the rows written meanwhile: the manifest follows the rows, and the
+    // loader returns each id's own data.
+    const late = join(cohort.root, 'late');
+    const inline = new InlineRunner(fs, {});
+    const flaky = {
+      concurrency: 1,
+      run: (pair: (typeof pairs.pairs)[number]) => (pair.index === 0 ? Promise.resolve({ ok: false as const, stage: 'worker' as const, file: pair.ecg, reason: 'worker thread exited with code 1' }) : inline.run(pair)),
+      close: async () => {},
+    };
+    await buildDataset(fs, { out: late, pairs, workers: 0, runner: flaky, qc: false });
+    expect(readFileSync(join(late, 'rejected.csv'), 'utf8')).toContain('worker thread exited with code 1');
+    const fixed = await buildDataset(fs, { out: late, pairs, workers: 0, resume: true, qc: false });
+    expect([fixed.processedThisRun, fixed.accepted, fixed.rejected]).toEqual([1, GOOD, 4]);
+    const retriedSubject = fixed.manifest.subjects.find((s) => s.pairIndex === 0)!;
+    expect(retriedSubject.row).toBe(fixed.manifest.splits[retriedSubject.split].count - 1);
+    for (const split of ['train', 'val', 'test'] as const) {
+      if (!fixed.manifest.splits[split].count) continue;
+      const loader = await NpyDatasetSource.open(fs, late, split, { batchSize: 1, shuffle: false });
+      for (let row = 0; row < loader.length; row++) {
+        const pair = pairs.pairs.find((p) => p.id === loader.ids[row])!;
+        expect((await loader.readSample(row)).ecg).toEqual(prepareEcg(await readEcgFile(fs, pair.ecg)).data);
+      }
+    }
     // Resuming a finished build does nothing and leaves it intact.
     const again = await buildDataset(fs, { out: dir, pairs, workers: 0, resume: true, qc: false });
     expect(again.processedThisRun).toBe(0);

@@ -32,6 +32,8 @@ export interface BuildOptions {
   /** Label column that becomes each subject's `cls` (default: a column named class/cls/label/diagnosis, if any). */
   classColumn?: string | null;
   subject?: SubjectOptions;
+  /** Runs the subjects instead of the default (a WorkerPool, or inline with workers = 0): tests, custom executors. */
+  runner?: SubjectRunner;
   /** Write qc.md and pictures at the end (default true). */
   qc?: boolean;
   onProgress?: (state: ProgressState) => void;
@@ -74,7 +76,7 @@ export async function buildDataset(fs: BuildFileSystem, options: BuildOptions): 
   const store = await DatasetAppender.open(fs, options.out, identity, options.resume ?? false);
   const mine = options.pairs.pairs.filter((p) => inShard(p.index, shard));
   const todo = mine.filter((p) => !store.done.has(p.index));
-  const runner: SubjectRunner = options.workers > 0 ? new WorkerPool(options.workers, options.subject ?? {}, options.workerMemoryMb ? { maxOldGenerationSizeMb: options.workerMemoryMb } : undefined) : new InlineRunner(fs, options.subject ?? {});
+  const runner: SubjectRunner = options.runner ?? (options.workers > 0 ? new WorkerPool(options.workers, options.subject ?? {}, options.workerMemoryMb ? { maxOldGenerationSizeMb: options.workerMemoryMb } : undefined) : new InlineRunner(fs, options.subject ?? {}));
   const t0 = Date.now();
   const report = (k: number) => options.onProgress?.({
     done: mine.length - todo.length + k, total: mine.length, rejected: store.rejectedCount, doneThisRun: k, elapsedSeconds: (Date.now() - t0) / 1000,

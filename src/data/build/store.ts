@@ -226,14 +226,12 @@ export function rejectedCsv(rejected: RejectedSubject[]): string {
 }
 
 /**
- * manifest.json, <split>/meta.json and rejected.csv from the subjects (any order): rows are renumbered in
- * pair order within each split, which is the order the NPY rows were written in. A single build and a
- * merge of its shards both end here, so they describe their datasets identically.
+ * manifest.json, <split>/meta.json and rejected.csv. Subjects are listed in pair order and keep the row
+ * their data was written to. A single build and a merge of its shards both end here, so they describe
+ * their datasets identically (in a clean build, rows are in pair order, as merge writes them).
  */
 export async function writeDatasetDescription(fs: BuildFileSystem, dir: string, identity: BuildIdentity, subjects: BuiltSubject[], rejected: RejectedSubject[]): Promise<BuiltDatasetManifest> {
-  const ordered = [...subjects].sort((a, b) => a.pairIndex - b.pairIndex);
-  const rows: Record<SplitName, number> = { train: 0, val: 0, test: 0 };
-  const described = ordered.map((s) => ({ ...s, row: rows[s.split]++ }));
+  const described = [...subjects].sort((a, b) => a.pairIndex - b.pairIndex);
   const manifest: BuiltDatasetManifest = {
     version: DATASET_VERSION,
     generator: 'ecgflowcmr build v1',
@@ -247,7 +245,8 @@ export async function writeDatasetDescription(fs: BuildFileSystem, dir: string, 
     build: { ...identity, rejected: rejected.length, rejectedFile: 'rejected.csv' },
   };
   for (const split of SPLIT_NAMES) {
-    const inSplit = described.filter((s) => s.split === split);
+    // meta.json lists a split's subjects by row, as the loader reads them.
+    const inSplit = described.filter((s) => s.split === split).sort((a, b) => a.row - b.row);
     const classes: Record<string, number> = {};
     for (const s of inSplit) if (s.cls) classes[s.cls] = (classes[s.cls] ?? 0) + 1;
     manifest.splits[split] = { count: inSplit.length, ecg: `${split}/ecg.npy`, cmr: `${split}/cmr.npy`, meta: `${split}/meta.json`, classes };
