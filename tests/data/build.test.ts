@@ -16,7 +16,9 @@ import { prepareCine } from '../../src/data/preprocess/cmr';
 import { makeTestCohort, type TestCohort } from './helpers/build-cohort';
 
 const fs = new NodeBuildFileSystem();
-const GOOD = 6;
+const PHANTOMS = 6;
+/** The phantoms plus the CSV + DICOM subject. */
+const GOOD = PHANTOMS + 1;
 let cohort: TestCohort;
 const DATASET_FILES = ['manifest.json', 'rejected.csv', ...['train', 'val', 'test'].flatMap((s) => [`${s}/ecg.npy`, `${s}/cmr.npy`, `${s}/meta.json`])];
 
@@ -25,7 +27,7 @@ function expectSameDataset(a: string, b: string) {
 }
 
 beforeAll(async () => {
-  cohort = await makeTestCohort(GOOD);
+  cohort = await makeTestCohort(PHANTOMS);
 }, 60_000);
 
 afterAll(() => {
@@ -177,19 +179,22 @@ describe('data build', () => {
     await buildDataset(fs2, { out: byCsv, pairs: await readPairsCsv(fs2, cohort.pairsCsv), workers: 0, qc: false });
     writeFileSync(join(cohort.root, 'labels.csv'), `subject_id,EF\n${cohort.goodIds[3]},0.42\n`);
     const folders = await pairFolders(fs2, { ecgDir: join(cohort.root, 'ecg'), cmrDir: join(cohort.root, 'cmr'), labelsCsv: join(cohort.root, 'labels.csv') });
-    expect(folders.pairs.map((p) => p.id)).toEqual(['cut', 'flat', ...cohort.goodIds]);
+    expect(folders.pairs.map((p) => p.id)).toEqual(['cut', 'dcm-1', 'flat', ...cohort.goodIds.filter((id) => id.startsWith('sub-'))]);
     const result = await buildDataset(fs2, { out: byFolder, pairs: folders, workers: 0, qc: false });
     expect([result.accepted, result.rejected]).toEqual([GOOD, 2]);
     const rejected = readFileSync(join(byFolder, 'rejected.csv'), 'utf8');
     expect(rejected).toMatch(/^cut,0,pair,.*ecg\/cut\.hea,no CMR entry in .*cmr matches subject id 'cut'$/m);
-    expect(rejected).toMatch(/^flat,1,pair,.*cmr\/flat\.nii,no ECG entry in .*ecg matches subject id 'flat'$/m);
+    expect(rejected).toMatch(/^flat,2,pair,.*cmr\/flat\.nii,no ECG entry in .*ecg matches subject id 'flat'$/m);
     expect(result.manifest.subjects.find((s) => s.id === cohort.goodIds[3])!.labels).toEqual({ EF: 0.42 });
+    const dcm = result.manifest.subjects.find((s) => s.id === 'dcm-1')!;
+    expect(dcm.sources.cmr).toMatch(/cmr\/dcm-1$/);
+    expect(dcm.warnings.join(' ')).toMatch(/centre-cropped 40x48/);
     for (const split of ['train', 'val', 'test']) {
       for (const kind of ['ecg', 'cmr']) {
         expect(readFileSync(join(byFolder, split, `${kind}.npy`)).equals(readFileSync(join(byCsv, split, `${kind}.npy`)))).toBe(true);
       }
     }
     const narrow = await pairFolders(fs2, { ecgDir: join(cohort.root, 'ecg'), cmrDir: join(cohort.root, 'cmr'), idPattern: '^(?<id>sub-\\d+)' });
-    expect(narrow.pairs.map((p) => p.id)).toEqual(cohort.goodIds);
+    expect(narrow.pairs.map((p) => p.id)).toEqual(cohort.goodIds.filter((id) => id.startsWith('sub-')));
   }, 120_000);
 });
