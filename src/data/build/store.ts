@@ -155,7 +155,9 @@ export class DatasetAppender {
         if (size > expected) await this.fs.truncate(path, expected);
       }
     }
-    if (complete.length !== lines.length - 1 || text.length && !text.endsWith('\n')) await this.fs.writeFile(journal, complete.join('\n') + '\n');
+    // Drop a half-written last line by truncating (not rewriting), so a second kill here cannot lose the journal.
+    const completeBytes = encodeText(complete.join('\n') + '\n').length;
+    if (completeBytes < (await this.fs.fileSize(journal))) await this.fs.truncate(journal, completeBytes);
   }
 
   /** Appends one finished subject: rows first, then its journal line (the commit point). */
