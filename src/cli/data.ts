@@ -4,6 +4,9 @@
  *   show --data DIR --index I [--split train] --out DIR2        pictures of a dataset subject
  *   show --phantom [--class healthy] [--seed S] [--index I] --out DIR2   pictures of a fresh phantom
  *   inspect FILE [--fs HZ] [--strict|--lenient] [--series RE]      read an ECG or CMR file (DICOM folder/zip: series chosen by RE), print what the model would get
+ *   build --pairs pairs.csv --out DIR [--workers N] [--shard i/n] [--resume]   dataset from files (data-build.ts)
+ *   merge --out DIR SHARD_DIR...                                join the shards of a build
+ *   synth-files --n N --out DIR                                 phantom cohort as WFDB + NIfTI files + pairs.csv
  */
 import { NodeFileSystem } from '../data/node-fs';
 import { joinPath, decodeText } from '../data/fs';
@@ -19,6 +22,7 @@ import { describeSeries } from '../data/readers/dicom-series-select';
 import { prepareEcg } from '../data/preprocess/ecg';
 import { prepareCine } from '../data/preprocess/cmr';
 import { DataError } from '../data/errors';
+import { buildCommand, mergeCommand, synthFilesCommand } from './data-build';
 
 type Flags = Record<string, string | boolean>;
 
@@ -137,11 +141,18 @@ async function main() {
   if (command === 'synth') await synth(flags);
   else if (command === 'show') await show(flags);
   else if (command === 'inspect') await inspect(positional, flags);
+  else if (command === 'build') await buildCommand(flags);
+  else if (command === 'merge') await mergeCommand(positional, flags);
+  else if (command === 'synth-files') await synthFilesCommand(flags);
   else {
     console.log('usage: npm run data -- synth --n N --out DIR [--seed S] [--split 0.8,0.1,0.1]');
     console.log('       npm run data -- show --data DIR --index I [--split train] --out DIR2');
     console.log('       npm run data -- show --phantom --class healthy|hypertrophic|dilated|regional [--seed S] [--small] --out DIR2');
     console.log('       npm run data -- inspect FILE [--fs HZ] [--strict | --lenient] [--slice Z] [--series REGEX] [--series-uid UID] [--slice-location TEXT]');
+    console.log('       npm run data -- build --pairs pairs.csv --out DIR [--workers N] [--shard i/n] [--resume] [--split 0.8,0.1,0.1] [--seed S]');
+    console.log('       npm run data -- build --ecg-dir D --cmr-dir D --out DIR [--id-pattern REGEX] [--labels labels.csv] [...]');
+    console.log('       npm run data -- merge --out DIR SHARD_DIR...');
+    console.log('       npm run data -- synth-files --n N --out DIR [--seed S] [--gzip]   (phantom cohort as WFDB + NIfTI files, for trying build)');
     process.exitCode = command ? 1 : 0;
   }
 }
