@@ -31,15 +31,23 @@ export const CONFORMANCE_TABLE: ConformanceCase[] = [
   { family: 'elementwise', name: 'exp', operands: [{ shape: [6, 5] }], run: ([x]) => ops.exp(x) },
   { family: 'elementwise', name: 'pow (tensor exponent)', operands: [{ shape: [4, 5], values: positive }, { shape: [4, 5] }], run: ([x, y]) => ops.pow(x, y) },
   { family: 'elementwise', name: 'maximum', operands: [{ shape: [4, 5] }, { shape: [4, 5], broadcast: [1] }], run: ([x, y]) => ops.maximum(x, y) },
+  { family: 'elementwise', name: 'sub, long rows (row-walk kernel on CPU adapters)', operands: [{ shape: [3, 40] }, { shape: [3, 40], broadcast: [0] }], run: ([a, b]) => ops.sub(a, b) },
+  { family: 'elementwise', name: 'sigmoid, tanh, silu chain', operands: [{ shape: [5, 6] }], run: ([x]) => ops.silu(ops.tanh(ops.sigmoid(x))) },
+  { family: 'elementwise', name: 'log of positive values, then clamp', operands: [{ shape: [4, 6], values: positive }], run: ([x]) => ops.clamp(ops.log(x), -0.3, 0.5) },
+  { family: 'elementwise', name: 'addScalar, mulScalar, sqrt', operands: [{ shape: [4, 6], values: positive, broadcast: [0] }], run: ([x]) => ops.sqrt(ops.mulScalar(ops.addScalar(x, 0.25), 3)) },
   // ---- reduce --------------------------------------------------------------------------------------
   { family: 'reduce', name: 'sum over dim 1', operands: [{ shape: [3, 5, 4] }], run: ([x]) => ops.sum(x, 1) },
   { family: 'reduce', name: 'mean over dims [0, 2] keepdim', operands: [{ shape: [3, 5, 4] }], run: ([x]) => ops.mean(x, [0, 2], { keepdim: true }) },
   { family: 'reduce', name: 'max over the last dim', operands: [{ shape: [4, 6] }], run: ([x]) => ops.max(x, -1) },
   { family: 'reduce', name: 'variance (unbiased) over the last dim', operands: [{ shape: [4, 7] }], run: ([x]) => ops.variance(x, -1, { unbiased: true }) },
   { family: 'reduce', name: 'sum of everything', operands: [{ shape: [3, 4, 5], broadcast: [1] }], run: ([x]) => ops.sum(x) },
+  { family: 'reduce', name: 'sum over long rows (workgroup-per-row kernel)', operands: [{ shape: [3, 200] }], run: ([x]) => ops.sum(x, -1) },
+  { family: 'reduce', name: 'min and std over dim 0', operands: [{ shape: [6, 4, 3] }], run: ([x]) => [ops.min(x, 0), ops.std(x, 0)] },
   // ---- softmax -------------------------------------------------------------------------------------
   { family: 'softmax', name: 'softmax over the last dim', operands: [{ shape: [3, 4, 6] }], run: ([x]) => ops.softmax(x, -1) },
   { family: 'softmax', name: 'logSoftmax over dim 1', operands: [{ shape: [3, 5, 4] }], run: ([x]) => ops.logSoftmax(x, 1) },
+  { family: 'softmax', name: 'softmax over long rows (workgroup-per-row kernel)', operands: [{ shape: [3, 100] }], run: ([x]) => ops.softmax(x, -1) },
+  { family: 'softmax', name: 'logSoftmax, many short rows', operands: [{ shape: [80, 5] }], run: ([x]) => ops.logSoftmax(x, -1) },
   // ---- matmul --------------------------------------------------------------------------------------
   { family: 'matmul', name: 'matmul batched, broadcast batch', operands: [{ shape: [2, 5, 6] }, { shape: [2, 6, 7], broadcast: [0] }], run: ([a, b]) => ops.matmul(a, b) },
   {
@@ -85,6 +93,16 @@ export const CONFORMANCE_TABLE: ConformanceCase[] = [
       setSubgroupMatmulEmulation(null);
     },
   },
+  { family: 'matmul', name: 'matmul matrix × vector', operands: [{ shape: [5, 6] }, { shape: [6] }], run: ([a, b]) => ops.matmul(a, b) },
+  { family: 'matmul', name: 'matmul broadcast a, 4-D batch', operands: [{ shape: [2, 3, 4, 5], broadcast: [1] }, { shape: [3, 5, 2] }], run: ([a, b]) => ops.matmul(a, b) },
+  {
+    family: 'matmul',
+    name: 'linear under autocast (f16 operands, f32 bias view)',
+    operands: [{ shape: [6, 8] }, { shape: [10, 8] }, { shape: [10], values: (n, s) => uniformValues(n, s, 0.5, 3) }],
+    rtol: 1e-2,
+    atol: 1e-2,
+    run: ([x, w, b]) => ops.autocast(() => ops.linear(x, w, b)),
+  },
   // ---- norm ----------------------------------------------------------------------------------------
   {
     family: 'norm',
@@ -111,6 +129,18 @@ export const CONFORMANCE_TABLE: ConformanceCase[] = [
     run: ([x, rm, rv, w, b]) => ops.batchNorm(x, rm, rv, w, b, { training: true, momentum: 0.3, eps: 1e-5 }),
   },
   { family: 'norm', name: 'l2NormalizeChannels', operands: [{ shape: [2, 4, 3, 2] }], run: ([x]) => ops.l2NormalizeChannels(x) },
+  {
+    family: 'norm',
+    name: 'layerNorm, many short rows (invocation-per-row reduction)',
+    operands: [{ shape: [600, 4] }, { shape: [4], values: positive }, { shape: [4] }],
+    run: ([x, w, b]) => ops.layerNorm(x, [4], w, b, 1e-5),
+  },
+  {
+    family: 'norm',
+    name: 'groupNorm 3-D input with affine',
+    operands: [{ shape: [2, 4, 2, 3, 3] }, { shape: [4], values: positive }, { shape: [4] }],
+    run: ([x, w, b]) => ops.groupNorm(x, 2, w, b, 1e-5),
+  },
   // ---- conv ----------------------------------------------------------------------------------------
   {
     family: 'conv',
@@ -152,20 +182,53 @@ export const CONFORMANCE_TABLE: ConformanceCase[] = [
     forwardOnly: true,
     run: ([x, gy]) => ops.convBackwardWeight(x, gy, [3, 2, 3, 3]),
   },
+  {
+    family: 'conv',
+    name: 'conv3d under autocast (f16 operands, f32 bias view)',
+    operands: [{ shape: [1, 2, 3, 3, 4] }, { shape: [3, 2, 2, 2, 2] }, { shape: [3] }],
+    rtol: 1e-2,
+    atol: 1e-2,
+    run: ([x, w, b]) => ops.autocast(() => ops.conv3d(x, w, b, { padding: 1 })),
+  },
+  {
+    family: 'conv',
+    name: 'transposed conv2d (convBackwardData, stride 2, dilation 2)',
+    operands: [{ shape: [1, 3, 3, 2] }, { shape: [3, 2, 2, 3] }],
+    forwardOnly: true,
+    run: ([gy, w]) => ops.convBackwardData(gy, w, [1, 2, 7, 8], { stride: 2, dilation: 2 }),
+  },
   // ---- pool ----------------------------------------------------------------------------------------
   { family: 'pool', name: 'maxPool2d kernel 2', operands: [{ shape: [2, 3, 4, 6] }], run: ([x]) => ops.maxPool2d(x, { kernel: 2 }) },
   { family: 'pool', name: 'avgPool1d kernel 3 stride 2 padding 1', operands: [{ shape: [2, 3, 9] }], run: ([x]) => ops.avgPool1d(x, { kernel: 3, stride: 2, padding: 1 }) },
   { family: 'pool', name: 'maxPool3d kernel 2', operands: [{ shape: [1, 2, 4, 4, 4] }], run: ([x]) => ops.maxPool3d(x, { kernel: 2 }) },
+  { family: 'pool', name: 'avgPool2d kernel 3 stride 2 padding 1', operands: [{ shape: [1, 2, 5, 6] }], run: ([x]) => ops.avgPool2d(x, { kernel: 3, stride: 2, padding: 1 }) },
+  { family: 'pool', name: 'avgPool3d kernel [1, 2, 2]', operands: [{ shape: [1, 2, 2, 4, 4] }], run: ([x]) => ops.avgPool3d(x, { kernel: [1, 2, 2] }) },
   // ---- resample ------------------------------------------------------------------------------------
   { family: 'resample', name: 'upsampleNearest ×2 (2-D)', operands: [{ shape: [1, 3, 3, 4] }], run: ([x]) => ops.upsampleNearest(x, 2) },
   { family: 'resample', name: 'interpolateLinear1d to 11', operands: [{ shape: [2, 3, 7] }], run: ([x]) => ops.interpolateLinear1d(x, { size: 11 }) },
   { family: 'resample', name: 'resizeBilinear2d to 7×5', operands: [{ shape: [1, 2, 4, 3] }], run: ([x]) => ops.resizeBilinear2d(x, [7, 5]) },
+  { family: 'resample', name: 'upsampleNearest [1, 2, 2] (3-D)', operands: [{ shape: [1, 2, 2, 3, 2] }], run: ([x]) => ops.upsampleNearest(x, [1, 2, 2]) },
+  { family: 'resample', name: 'interpolateLinear1d scale 0.5', operands: [{ shape: [1, 2, 9] }], run: ([x]) => ops.interpolateLinear1d(x, { scaleFactor: 0.5 }) },
   // ---- attention -----------------------------------------------------------------------------------
   {
     family: 'attention',
     name: 'attention, cross (Nq ≠ Nk)',
     operands: [{ shape: [2, 2, 5, 4] }, { shape: [2, 2, 7, 4] }, { shape: [2, 2, 7, 4], broadcast: [1] }],
     run: ([q, k, v]) => ops.attention(q, k, v, { scale: 0.7 }),
+  },
+  {
+    family: 'attention',
+    name: 'attention, 20 queries × 40 keys, head dim 6 (64-row groups, several key tiles)',
+    operands: [{ shape: [1, 2, 20, 6] }, { shape: [1, 2, 40, 6] }, { shape: [1, 2, 40, 6] }],
+    run: ([q, k, v]) => ops.attention(q, k, v),
+  },
+  {
+    family: 'attention',
+    name: 'attention under autocast (f16)',
+    operands: [{ shape: [1, 2, 6, 4] }, { shape: [1, 2, 5, 4] }, { shape: [1, 2, 5, 4] }],
+    rtol: 1e-2,
+    atol: 1e-2,
+    run: ([q, k, v]) => ops.autocast(() => ops.attention(q, k, v)),
   },
   // ---- loss ----------------------------------------------------------------------------------------
   { family: 'loss', name: 'mseLoss', operands: [{ shape: [3, 5] }, { shape: [3, 5], broadcast: [0] }], run: ([a, b]) => ops.mseLoss(a, b) },
@@ -180,6 +243,26 @@ export const CONFORMANCE_TABLE: ConformanceCase[] = [
     run: ([x0, x1, t]) => {
       const { xt, target } = ops.flowInterpolate(x0, x1, t);
       return [xt, target];
+    },
+  },
+  { family: 'loss', name: 'mseLoss none', operands: [{ shape: [3, 5] }, { shape: [3, 5] }], run: ([a, b]) => ops.mseLoss(a, b, 'none') },
+  { family: 'loss', name: 'hingeGeneratorLoss', operands: [{ shape: [4, 3] }], run: ([f]) => ops.hingeGeneratorLoss(f) },
+  {
+    family: 'loss',
+    name: 'flowInterpolate (elementwise t)',
+    operands: [{ shape: [2, 3, 4] }, { shape: [2, 3, 4], broadcast: [0] }, { shape: [2, 3, 4], values: (n, s) => uniformValues(n, s, 0, 1) }],
+    run: ([x0, x1, t]) => {
+      const { xt, target } = ops.flowInterpolate(x0, x1, t);
+      return [xt, target];
+    },
+  },
+  {
+    family: 'loss',
+    name: 'rectifiedFlowLoss (predict = 2·xt)',
+    operands: [{ shape: [2, 3, 4] }, { shape: [2, 3, 4] }, { shape: [2], values: (n, s) => uniformValues(n, s, 0, 1) }],
+    run: ([x0, x1, t]) => {
+      const { loss, xt } = ops.rectifiedFlowLoss((z) => ops.mulScalar(z, 2), x0, x1, t);
+      return [loss, xt];
     },
   },
   // ---- dropout and random --------------------------------------------------------------------------
@@ -201,6 +284,14 @@ export const CONFORMANCE_TABLE: ConformanceCase[] = [
     run: ([x, i]) => ops.indexSelect(x, 0, i),
   },
   { family: 'layout', name: 'cast to f16 and back', operands: [{ shape: [3, 5] }], forwardOnly: true, rtol: 1e-3, atol: 1e-3, run: ([x]) => { const h = ops.cast(x, 'f16'); const y = ops.cast(h, 'f32'); h.dispose(); return y; } },
+  { family: 'layout', name: 'stack dim 2', operands: [{ shape: [2, 3] }, { shape: [2, 3] }, { shape: [2, 3], broadcast: [1] }], run: (xs) => ops.stack(xs, 2) },
+  { family: 'layout', name: 'pad with a value (3-D)', operands: [{ shape: [1, 2, 3, 2] }], run: ([x]) => ops.pad(x, [1, 0, 0, 2, 1, 1], 0.5) },
+  {
+    family: 'layout',
+    name: 'indexSelect dim 1 (index as a view)',
+    operands: [{ shape: [2, 4, 3] }, { shape: [5], dtype: 'i32', values: indexValues(4) }],
+    run: ([x, i]) => ops.indexSelect(x, 1, i),
+  },
   // ---- optimizer (in place) ------------------------------------------------------------------------
   {
     family: 'optimizer',
