@@ -31,7 +31,8 @@ export type Layout = 'contiguous' | 'offset' | 'strided' | 'broadcast';
 
 export interface OperandSpec {
   shape: number[];
-  dtype?: 'f32' | 'i32';
+  /** f16 operands need f16-representable values (see `halfValues`): the reference backend does not round. */
+  dtype?: 'f32' | 'f16' | 'i32';
   /** Gradient compared after backward (default: true for f32 operands of a non-in-place case). */
   grad?: boolean;
   /** Values of n elements (default uniform in [-1, 1)); also fills the padding around views. */
@@ -76,6 +77,9 @@ export function uniformValues(n: number, seed: number, lo = -1, hi = 1): Float64
   }
   return out;
 }
+
+/** Values in [-1, 1) on a 2^-10 grid: exact in f16, so both backends start from the same numbers. */
+export const halfValues = (n: number, seed: number) => uniformValues(n, seed).map((v) => Math.round(v * 1024) / 1024);
 
 /** Integer values in [0, count) (indices). */
 export const indexValues = (count: number) => (n: number, seed: number) => Array.from(uniformValues(n, seed, 0, count), (v) => Math.min(count - 1, Math.floor(v)));

@@ -8,9 +8,11 @@
 import * as ops from '../../src/index';
 import type { Tensor } from '../../src/engine/tensor';
 import { setSubgroupMatmul, setSubgroupMatmulEmulation } from '../../src/kernels/matmul-subgroup';
-import { indexValues, uniformValues, type ConformanceCase } from './conformance-harness';
+import { halfValues, indexValues, uniformValues, type ConformanceCase, type OperandSpec } from './conformance-harness';
 
 const positive = (n: number, seed: number) => uniformValues(n, seed, 0.5, 2);
+/** An f16 operand (exact values; no gradient: f16 backward paths are covered in conv-f16 and autocast tests). */
+const half = (shape: number[], extra: Partial<OperandSpec> = {}): OperandSpec => ({ shape, dtype: 'f16', values: halfValues, grad: false, ...extra });
 const CONTIGUOUS_PARAM = 'AdamW requires contiguous f32 parameters (checked in its constructor); an offset slice is allowed';
 
 /** A fresh trainable parameter holding `grad` as its gradient (optimizer cases). */
@@ -292,6 +294,30 @@ export const CONFORMANCE_TABLE: ConformanceCase[] = [
     operands: [{ shape: [2, 4, 3] }, { shape: [5], dtype: 'i32', values: indexValues(4) }],
     run: ([x, i]) => ops.indexSelect(x, 1, i),
   },
+  // ---- f16 operands (odd element offsets included: the 'offset' layout starts at element 3) ----------
+  { family: 'f16', name: 'add f16 + f16 (broadcast)', operands: [half([3, 8]), half([3, 8], { broadcast: [0] })], forwardOnly: true, rtol: 2e-3, atol: 2e-3, run: ([a, b]) => ops.add(a, b) },
+  { family: 'f16', name: 'cast f16 → f32', operands: [half([4, 6])], forwardOnly: true, rtol: 0, atol: 0, run: ([x]) => ops.cast(x, 'f32') },
+  { family: 'f16', name: 'sum of f16 over the last dim', operands: [half([4, 16])], forwardOnly: true, rtol: 2e-3, atol: 2e-3, run: ([x]) => ops.sum(x, -1) },
+  { family: 'f16', name: 'matmul f16 × f16 (register kernel, f16 output)', operands: [half([2, 5, 12]), half([12, 7], {})], forwardOnly: true, rtol: 2e-3, atol: 2e-3, run: ([a, b]) => ops.matmul(a, b) },
+  {
+    family: 'f16',
+    name: 'linear f16 x and weight, f32 bias view (f16 output)',
+    operands: [half([5, 8]), half([6, 8]), { shape: [6], grad: false }],
+    forwardOnly: true,
+    rtol: 2e-3,
+    atol: 2e-3,
+    run: ([x, w, b]) => ops.linear(x, w, b),
+  },
+  {
+    family: 'f16',
+    name: 'conv2d f16 input and weight, f32 bias',
+    operands: [half([1, 2, 5, 5]), half([3, 2, 3, 3]), { shape: [3], grad: false }],
+    forwardOnly: true,
+    rtol: 2e-3,
+    atol: 2e-3,
+    run: ([x, w, b]) => ops.conv2d(x, w, b, { padding: 1 }),
+  },
+  { family: 'f16', name: 'attention f16 q, k, v', operands: [half([1, 2, 5, 4]), half([1, 2, 6, 4]), half([1, 2, 6, 4])], forwardOnly: true, rtol: 4e-3, atol: 4e-3, run: ([q, k, v]) => ops.attention(q, k, v) },
   // ---- optimizer (in place) ------------------------------------------------------------------------
   {
     family: 'optimizer',
