@@ -148,15 +148,28 @@ function stridedView(base: Tensor, shape: readonly number[]): Tensor {
   return view;
 }
 
+/** How the backward rule receives its upstream gradient: fresh, an offset slice, or an offset strided view. */
+export type Upstream = 'contiguous' | 'offset' | 'strided';
+
 /**
- * Identity whose backward hands the upstream gradient on as a 'strided' view (offset, every dim stepped,
- * dims reversed in storage): the op's backward rule then reads a non-contiguous gradient operand.
+ * Identity whose backward hands the upstream gradient on in layout `upstream` ('offset': a contiguous
+ * slice of a larger buffer; 'strided': offset, every dim stepped, dims reversed in storage), so the op's
+ * backward kernels read a gradient operand that is a view.
  */
-function stridedUpstream(y: Tensor, seed: number): Tensor {
-  return record('strided_upstream', [y], y.share(), [], (g) => {
-    const storage = fromArray(g.backend, uniformValues(numel(stridedStorage(g.shape)), seed), stridedStorage(g.shape));
-    const view = stridedView(storage, g.shape);
-    storage.dispose();
+function viewedUpstream(y: Tensor, upstream: Upstream, seed: number): Tensor {
+  return record(`${upstream}_upstream`, [y], y.share(), [], (g) => {
+    let view: Tensor;
+    if (upstream === 'strided') {
+      const storage = fromArray(g.backend, uniformValues(numel(stridedStorage(g.shape)), seed), stridedStorage(g.shape));
+      view = stridedView(storage, g.shape);
+      storage.dispose();
+    } else {
+      const storage = fromArray(g.backend, uniformValues(g.size + 5, seed), [g.size + 5]);
+      const flat = slice(storage, 0, 3, 3 + g.size);
+      view = reshape(flat, g.shape);
+      flat.dispose();
+      storage.dispose();
+    }
     copyInto(g.backend, g, view);
     return [view];
   });
@@ -174,7 +187,7 @@ interface RunResult {
   mutated: (Float64Array | null)[];
 }
 
-async function runOn(engine: Engine, c: ConformanceCase, operand: number, layout: Layout, upstream: 'contiguous' | 'strided'): Promise<RunResult> {
+async function runOn(engine: Engine, c: ConformanceCase, operand: number, layout: Layout, upstream: Upstream): Promise<RunResult> {
   const built = c.operands.map((spec, i) => {
     const trainable = !c.forwardOnly && (spec.grad ?? (spec.dtype ?? 'f32') === 'f32') && !spec.mutated;
     return makeOperand(engine, spec, i === operand ? layout : 'contiguous', 1000 + 37 * i, trainable);
@@ -194,7 +207,7 @@ async function runOn(engine: Engine, c: ConformanceCase, operand: number, layout
     const weights = floatOuts.map((t, k) => engine.tensor(uniformValues(t.size, 77 + k), t.shape));
     const loss = tidy(() =>
       floatOuts
-        .map((t, k) => sum(mul(upstream === 'strided' ? stridedUpstream(t, 91 + k) : t, weights[k])))
+        .map((t, k) => sum(mul(upstream === 'contiguous' ? t : viewedUpstream(t, upstream, 91 + k), weights[k])))
         .reduce((a, b) => add(a, b)),
     );
     backward(loss);
@@ -227,8 +240,8 @@ function compare(actual: Float64Array, expected: Float64Array, rtol: number, ato
 
 /**
  * Runs case `c` with operand `operand` in `layout` (all others contiguous; operand −1 = all contiguous) on
- * `gpu` and on `reference`, and throws ConformanceError on the first mismatch. `upstream: 'strided'` hands
- * the backward rule its upstream gradient as a strided view with an offset instead of a fresh tensor.
+ * `gpu` and on `reference`, and throws ConformanceError on the first mismatch. `upstream` 'offset' / 'strided'
+ * hands the backward rule its upstream gradient as such a view instead of a fresh tensor.
  */
 export async function runConformance(
   gpu: Engine,
@@ -236,11 +249,11 @@ export async function runConformance(
   c: ConformanceCase,
   operand: number,
   layout: Layout,
-  upstream: 'contiguous' | 'strided' = 'contiguous',
+  upstream: Upstream = 'contiguous',
 ): Promise<void> {
   const rtol = c.rtol ?? 2e-4;
   const atol = c.atol ?? 2e-5;
-  const where = `${c.name} [${operand < 0 ? 'all contiguous' : `operand ${operand} ${layout}`}${upstream === 'strided' ? ', strided upstream gradient' : ''}]`;
+  const where = `${c.name} [${operand < 0 ? 'all contiguous' : `operand ${operand} ${layout}`}${upstream === 'contiguous' ? '' : `, ${upstream} upstream gradient`}]`;
   const g = await runOn(gpu, c, operand, layout, upstream);
   const r = await runOn(reference, c, operand, layout, upstream);
   if (g.outputs.length !== r.outputs.length) throw new ConformanceError(`${where}: ${g.outputs.length} outputs, expected ${r.outputs.length}`);
