@@ -370,4 +370,20 @@ export const CONFORMANCE_TABLE: ConformanceCase[] = [
       return out;
     },
   },
+  {
+    family: 'optimizer',
+    name: 'GradScaler (host) unscale: gradients as views',
+    operands: [{ shape: [3, 5], mutated: true }, { shape: [4], mutated: true }],
+    forwardOnly: true,
+    atol: 1e-7,
+    run: ([g1, g2]) => {
+      const params = [paramWithGrad(g1, 9), paramWithGrad(g2, 10)];
+      const opt = new ops.AdamW(params, { lr: 0.05 });
+      const scaler = new ops.GradScaler({ initScale: 4 });
+      scaler.unscale(opt).dispose();
+      const out = params.map((p) => ops.contiguous(p.grad!));
+      params.forEach((p) => p.dispose());
+      return out;
+    },
+  },
 ];
