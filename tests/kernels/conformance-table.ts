@@ -55,7 +55,7 @@ export const CONFORMANCE_TABLE: ConformanceCase[] = [
   {
     family: 'matmul',
     name: 'linear with bias (the DiT in_proj split)',
-    operands: [{ shape: [2, 3, 8] }, { shape: [12, 8] }, { shape: [12], values: (n, s) => uniformValues(n, s, 0.5, 3) }],
+    operands: [{ shape: [2, 3, 8] }, { shape: [12, 8] }, { shape: [12], values: (n, s) => uniformValues(n, s, 0.5, 3), broadcast: [0] }],
     run: ([x, w, b]) => ops.linear(x, w, b),
   },
   {
@@ -109,7 +109,7 @@ export const CONFORMANCE_TABLE: ConformanceCase[] = [
   {
     family: 'norm',
     name: 'layerNorm with affine',
-    operands: [{ shape: [3, 4, 6] }, { shape: [6], values: positive }, { shape: [6] }],
+    operands: [{ shape: [3, 4, 6] }, { shape: [6], values: positive, broadcast: [0] }, { shape: [6], broadcast: [0] }],
     run: ([x, w, b]) => ops.layerNorm(x, [6], w, b, 1e-5),
   },
   {
@@ -147,7 +147,7 @@ export const CONFORMANCE_TABLE: ConformanceCase[] = [
   {
     family: 'conv',
     name: 'conv1d stride 2, padding 1, bias',
-    operands: [{ shape: [2, 3, 9] }, { shape: [4, 3, 3] }, { shape: [4] }],
+    operands: [{ shape: [2, 3, 9] }, { shape: [4, 3, 3] }, { shape: [4], broadcast: [0] }],
     run: ([x, w, b]) => ops.conv1d(x, w, b, { stride: 2, padding: 1 }),
   },
   {
