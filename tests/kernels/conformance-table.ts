@@ -37,6 +37,8 @@ export const CONFORMANCE_TABLE: ConformanceCase[] = [
   { family: 'elementwise', name: 'sigmoid, tanh, silu chain', operands: [{ shape: [5, 6] }], run: ([x]) => ops.silu(ops.tanh(ops.sigmoid(x))) },
   { family: 'elementwise', name: 'log of positive values, then clamp', operands: [{ shape: [4, 6], values: positive }], run: ([x]) => ops.clamp(ops.log(x), -0.3, 0.5) },
   { family: 'elementwise', name: 'addScalar, mulScalar, sqrt', operands: [{ shape: [4, 6], values: positive, broadcast: [0] }], run: ([x]) => ops.sqrt(ops.mulScalar(ops.addScalar(x, 0.25), 3)) },
+  { family: 'elementwise', name: 'sin, short rows (per-element strided kernel)', operands: [{ shape: [7, 3] }], run: ([x]) => ops.sin(x) },
+  { family: 'elementwise', name: 'mul, inner dim 2 with a broadcast', operands: [{ shape: [3, 5, 2] }, { shape: [3, 5, 2], broadcast: [1] }], run: ([a, b]) => ops.mul(a, b) },
   // ---- reduce --------------------------------------------------------------------------------------
   { family: 'reduce', name: 'sum over dim 1', operands: [{ shape: [3, 5, 4] }], run: ([x]) => ops.sum(x, 1) },
   { family: 'reduce', name: 'mean over dims [0, 2] keepdim', operands: [{ shape: [3, 5, 4] }], run: ([x]) => ops.mean(x, [0, 2], { keepdim: true }) },
