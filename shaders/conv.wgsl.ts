@@ -45,7 +45,7 @@ struct Params {
   rowStep: vec4<i32>,
   rowBase: vec4<i32>,
   bOffset: i32, bKStride: i32, bNStride: i32, outBatch: u32,
-  outChan: u32, pad0: u32, pad1: u32, pad2: u32,
+  outChan: u32, biasOffset: u32, biasStride: u32, pad2: u32,
   gStride: vec4<i32>,
   outStride: vec4<u32>,
   outStep: vec4<u32>,
@@ -200,7 +200,7 @@ function gemmBody(hasBias: boolean, t: ConvTiling, tx: number, ty: number, lanes
       ${unroll(t.tn, (j) => `
       {
         let c = col0 + lid.x + ${j * tx}u;
-        if (c < u.cols) { dst[outRow + c * u.outChan] = acc${i}_${j}${hasBias ? ' + bias[c]' : ''}; }
+        if (c < u.cols) { dst[outRow + c * u.outChan] = acc${i}_${j}${hasBias ? ' + bias[u.biasOffset + c * u.biasStride]' : ''}; }
       }`, '')}
     }
   }`, '');
@@ -323,7 +323,7 @@ export function convDirectShader(o: { bias: boolean; tm: number; tn: number; wor
       ${unroll(tn, (j) => `
       {
         let c = col0 + ${j}u;
-        if (c < u.cols) { dst[outRow + c * u.outChan] = acc${i}_${j}${o.bias ? ' + bias[c]' : ''}; }
+        if (c < u.cols) { dst[outRow + c * u.outChan] = acc${i}_${j}${o.bias ? ' + bias[u.biasOffset + c * u.biasStride]' : ''}; }
       }`, '')}
     }
   }`, '');

@@ -12,7 +12,7 @@ function indexedKernel(o: IndexedKernelOptions, body: string): string {
   const wg = o.workgroupSize;
   const t = o.dtype;
   return `${enableF16([t])}
-struct Params { outer: u32, n: u32, inner: u32, count: u32, total: u32, srcOffset: u32 };
+struct Params { outer: u32, n: u32, inner: u32, count: u32, total: u32, srcOffset: u32, idxOffset: u32 };
 @group(0) @binding(0) var<uniform> u: Params;
 @group(0) @binding(1) var<storage, read> src: array<${t}>;
 @group(0) @binding(2) var<storage, read> idx: array<i32>;
@@ -41,14 +41,14 @@ export function indexSelectShader(o: IndexedKernelOptions): string {
   let o = e / (u.inner * u.n);
   var acc = 0.0;
   for (var i = 0u; i < u.count; i++) {
-    if (u32(idx[i]) == j) { acc += f32(src[u.srcOffset + (o * u.count + i) * u.inner + k]); }
+    if (u32(idx[u.idxOffset + i]) == j) { acc += f32(src[u.srcOffset + (o * u.count + i) * u.inner + k]); }
   }
   dst[e] = ${o.dtype}(acc);`
     : `  // dst: [outer, count, inner]
   let k = e % u.inner;
   let i = (e / u.inner) % u.count;
   let o = e / (u.inner * u.count);
-  let j = u32(idx[i]);
+  let j = u32(idx[u.idxOffset + i]);
   dst[e] = src[u.srcOffset + (o * u.n + j) * u.inner + k];`
   );
 }
@@ -69,12 +69,12 @@ export function gatherShader(o: IndexedKernelOptions): string {
   var acc = 0.0;
   for (var i = 0u; i < u.count; i++) {
     let at = (o * u.count + i) * u.inner + k;
-    if (u32(idx[at]) == j) { acc += f32(src[u.srcOffset + at]); }
+    if (u32(idx[u.idxOffset + at]) == j) { acc += f32(src[u.srcOffset + at]); }
   }
   dst[e] = ${o.dtype}(acc);`
     : `  let k = e % u.inner;
   let o = e / (u.inner * u.count);
-  let j = u32(idx[e]);
+  let j = u32(idx[u.idxOffset + e]);
   dst[e] = src[u.srcOffset + (o * u.n + j) * u.inner + k];`
   );
 }

@@ -1,5 +1,5 @@
 import type { DType } from '../src/engine/dtype';
-import { BATCH_BASES } from './matmul.wgsl';
+import { ADD_BIAS, BATCH_BASES, MATMUL_PARAMS } from './matmul.wgsl';
 
 /**
  * Tiling of the subgroup-matrix (tensor-core) matmul. One subgroup-matrix config of the device gives the
@@ -93,14 +93,7 @@ function bindings(o: SubgroupMatmulShaderOptions): string {
     'enable f16;',
     ...(o.emulate ? [] : ['enable chromium_experimental_subgroup_matrix;']),
     '',
-    'struct Params {',
-    '  m: u32, n: u32, k: u32, batchRank: u32,',
-    '  aRow: u32, aCol: u32, bRow: u32, bCol: u32,',
-    '  aOffset: u32, bOffset: u32, outOffset: u32, alpha: f32,',
-    '  batchShape: vec4<u32>,',
-    '  aBatch: vec4<u32>,',
-    '  bBatch: vec4<u32>,',
-    '};',
+    MATMUL_PARAMS,
     '@group(0) @binding(0) var<uniform> u: Params;',
     `@group(0) @binding(1) var<storage, read> a: array<${bindingType(o.a.vec)}>;`,
     `@group(0) @binding(2) var<storage, read> b: array<${bindingType(o.b.vec)}>;`,
@@ -309,7 +302,7 @@ export function subgroupMatmulShader(o: SubgroupMatmulShaderOptions): string {
     let r = row0 + (s / ${t.sgN}u) * ${t.tm * t.cm}u + ${ux(i)} * ${t.cm}u + w / ${t.cn}u;
     let cc = col0 + (s % ${t.sgN}u) * ${t.tn * t.cn}u + ${ux(j)} * ${t.cn}u + w % ${t.cn}u;
     if (r < u.m && cc < u.n) {
-      var v = scratch[e] * u.alpha;${o.bias ? '\n      v += f32(bias[cc]);' : ''}
+      var v = scratch[e] * u.alpha;${o.bias ? `\n      ${ADD_BIAS}` : ''}
       c[outBase + r * u.n + cc] = ${convert};
     }
   }

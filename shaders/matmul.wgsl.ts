@@ -4,24 +4,35 @@ import { enableF16, type GemmTiling } from './common.wgsl';
 
 export type MatmulTiling = GemmTiling;
 
-type Operands = { a: DType; b: DType; out: DType; bias: boolean };
+type Operands = { a: DType; b: DType; out: DType; bias: boolean; /** Storage type of the bias (default: the output dtype). */ biasDtype?: DType };
 
-/** Uniform struct and bindings shared by both matmul kernels (binding 3 is the bias when present). */
-function matmulBindings(o: Operands): string {
-  return wgsl`${enableF16([o.a, o.b, o.out])}
-struct Params {
+/**
+ * The uniform block of every matmul kernel (register-tiled, direct and subgroup-matrix), built by
+ * `matmulUniforms` in src/kernels/matmul.ts. The bias is a view like any operand: a slice of a fused
+ * parameter (DiT's `in_proj_bias` split into q and kv) has its own element offset and stride.
+ */
+export const MATMUL_PARAMS = `struct Params {
   m: u32, n: u32, k: u32, batchRank: u32,
   aRow: u32, aCol: u32, bRow: u32, bCol: u32,
   aOffset: u32, bOffset: u32, outOffset: u32, alpha: f32,
   batchShape: vec4<u32>,
   aBatch: vec4<u32>,
   bBatch: vec4<u32>,
-};
+  biasOffset: u32, biasStride: u32, pad0: u32, pad1: u32,
+};`;
+
+/** Adds the bias of output column `cc` (through the bias view's offset and stride) to `v`. */
+export const ADD_BIAS = 'v += f32(bias[u.biasOffset + cc * u.biasStride]);';
+
+/** Uniform struct and bindings shared by both matmul kernels (binding 3 is the bias when present). */
+function matmulBindings(o: Operands): string {
+  return wgsl`${enableF16([o.a, o.b, o.out, o.biasDtype ?? o.out])}
+${MATMUL_PARAMS}
 @group(0) @binding(0) var<uniform> u: Params;
 @group(0) @binding(1) var<storage, read> a: array<${o.a}>;
 @group(0) @binding(2) var<storage, read> b: array<${o.b}>;
 #if ${o.bias}
-@group(0) @binding(3) var<storage, read> bias: array<${o.out}>;
+@group(0) @binding(3) var<storage, read> bias: array<${o.biasDtype ?? o.out}>;
 @group(0) @binding(4) var<storage, read_write> c: array<${o.out}>;
 #else
 @group(0) @binding(3) var<storage, read_write> c: array<${o.out}>;
@@ -43,7 +54,7 @@ export const BATCH_BASES = `var rest = wid.z;
 
 /** Stores accumulator `acc` as output (r, cc) of batch wid.z: times alpha, plus bias, in the output dtype. */
 const storeOutput = (o: Operands, acc: string) =>
-  `var v = ${acc} * u.alpha;${o.bias ? '\n      v += f32(bias[cc]);' : ''}
+  `var v = ${acc} * u.alpha;${o.bias ? `\n      ${ADD_BIAS}` : ''}
       c[u.outOffset + wid.z * u.m * u.n + r * u.n + cc] = ${o.out === 'f32' ? 'v' : `${o.out}(v)`};`;
 
 /**
@@ -51,7 +62,7 @@ const storeOutput = (o: Operands, acc: string) =>
  * shared memory, each invocation accumulates a TM×TN block in registers. A and B are read through
  * arbitrary strides, so transposed operands and broadcast batches cost no copy.
  */
-export function matmulShader(o: { a: DType; b: DType; out: DType; bias: boolean; tiling: MatmulTiling }): string {
+export function matmulShader(o: Operands & { tiling: MatmulTiling }): string {
   const { bm, bn, bk, tm, tn } = o.tiling;
   const tx = bn / tn;
   const ty = bm / tm;
@@ -120,7 +131,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
  * there a barrier splits the shader into costly continuations and the CPU caches already provide the
  * reuse that shared memory gives a GPU. Each invocation accumulates a TM×TN block straight from memory.
  */
-export function matmulDirectShader(o: { a: DType; b: DType; out: DType; bias: boolean; tm: number; tn: number; workgroup: number }): string {
+export function matmulDirectShader(o: Operands & { tm: number; tn: number; workgroup: number }): string {
   const { tm, tn } = o;
   const loadA = (idx: string) => (o.a === 'f32' ? `a[${idx}]` : `f32(a[${idx}])`);
   const loadB = (idx: string) => (o.b === 'f32' ? `b[${idx}]` : `f32(b[${idx}])`);

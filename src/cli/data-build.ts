@@ -1,9 +1,10 @@
 /**
  * `npm run data -- build` and `npm run data -- merge` (see docs/DATA.md, "Building a dataset from files").
  *   build --pairs pairs.csv --out DIR [--workers N] [--shard i/n] [--resume] [--split 0.8,0.1,0.1] [--seed 42]
- *         [--class-column NAME] [--fs HZ] [--slice Z] [--series-pattern P] [--strict] [--no-qc]
+ *         [--worker-memory-mb MB] [--class-column NAME] [--fs HZ] [--slice Z] [--series-pattern P] [--series-uid UID] [--strict] [--no-qc]
  *   build --ecg-dir D --cmr-dir D --out DIR [--id-pattern REGEX] [--labels labels.csv] [...]
  *   merge --out DIR SHARD_DIR... [--no-qc]
+ *   synth-files --n N --out DIR [--seed S] [--gzip]   phantom subjects as WFDB + NIfTI files and a pairs.csv
  */
 import { availableParallelism } from 'node:os';
 import { NodeBuildFileSystem } from '../data/build/build-fs';
@@ -13,6 +14,7 @@ import { buildDataset } from '../data/build/builder';
 import { mergeShards } from '../data/build/merge';
 import { ProgressPrinter, formatDuration } from '../data/build/progress';
 import type { SubjectOptions } from '../data/build/subject';
+import { writePhantomCohort } from '../data/build/phantom-files';
 
 type Flags = Record<string, string | boolean>;
 
@@ -44,9 +46,10 @@ function subjectOptions(flags: Flags): SubjectOptions {
   const fs = number(flags, 'fs');
   const slice = number(flags, 'slice');
   const seriesPattern = text(flags, 'series-pattern');
+  const seriesUid = text(flags, 'series-uid');
   return {
     ecgRead: fs !== undefined ? { fs, npyFs: fs } : {},
-    cmrRead: { ...(slice !== undefined ? { slice } : {}), ...(seriesPattern !== undefined ? { seriesPattern } : {}) },
+    cmrRead: { ...(slice !== undefined ? { slice } : {}), ...(seriesPattern !== undefined ? { seriesPattern } : {}), ...(seriesUid !== undefined ? { seriesUid } : {}) },
     ecgPrepare: { strict: switchOn(flags, 'strict') },
   };
 }
@@ -71,6 +74,7 @@ export async function buildCommand(flags: Flags): Promise<void> {
   const printer = new ProgressPrinter(process.stderr, label);
   const result = await buildDataset(fs, {
     out, pairs, shard, workers, classColumn,
+    workerMemoryMb: number(flags, 'worker-memory-mb'),
     seed: number(flags, 'seed'),
     fractions: splitText !== undefined ? parseSplitFractions(splitText) : undefined,
     resume: switchOn(flags, 'resume'),
@@ -81,7 +85,7 @@ export async function buildCommand(flags: Flags): Promise<void> {
   printer.end();
   const counts = Object.entries(result.manifest.splits).map(([k, v]) => `${k} ${v.count}`).join(', ');
   const rate = result.processedThisRun / Math.max(result.seconds, 1e-9);
-  console.log(`wrote ${out}: ${counts}; rejected ${result.rejected} (rejected.csv); ${result.processedThisRun} subjects in ${formatDuration(result.seconds)} (${rate.toFixed(2)} subj/s, ${workers} worker(s), ${(rate / Math.max(workers, 1)).toFixed(2)} subj/s per worker)`);
+  console.log(`wrote ${out}: ${counts}; rejected ${result.rejected} (rejected.csv); ${result.processedThisRun} subjects in ${formatDuration(result.seconds)} (${rate.toFixed(2)} subj/s, ${workers > 0 ? `${workers} worker thread(s), ${(rate / workers).toFixed(2)} subj/s per worker` : 'inline on the main thread'})`);
 }
 
 export async function mergeCommand(positional: string[], flags: Flags): Promise<void> {
@@ -95,4 +99,13 @@ export async function mergeCommand(positional: string[], flags: Flags): Promise<
   printer.end();
   const counts = Object.entries(manifest.splits).map(([k, v]) => `${k} ${v.count}`).join(', ');
   console.log(`merged ${shardDirs.length} shard(s) into ${out}: ${counts}; rejected ${manifest.build.rejected} (rejected.csv)`);
+}
+
+export async function synthFilesCommand(flags: Flags): Promise<void> {
+  const out = text(flags, 'out');
+  const n = number(flags, 'n');
+  if (!out || n === undefined || !Number.isInteger(n) || n < 1) throw new Error('synth-files needs --n N (a positive integer) and --out DIR');
+  const t0 = Date.now();
+  await writePhantomCohort(new NodeBuildFileSystem(), out, { n, seed: number(flags, 'seed'), gzip: switchOn(flags, 'gzip') });
+  console.log(`wrote ${n} phantom subjects as files and ${out}/pairs.csv (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 }

@@ -3,9 +3,10 @@
  *   synth --n N --out DIR [--seed S] [--split 0.8,0.1,0.1]     write a phantom dataset
  *   show --data DIR --index I [--split train] --out DIR2        pictures of a dataset subject
  *   show --phantom [--class healthy] [--seed S] [--index I] --out DIR2   pictures of a fresh phantom
- *   inspect FILE [--fs HZ]                                      read an ECG or CMR file, print what the model would get
+ *   inspect FILE [--fs HZ] [--strict|--lenient] [--series RE]      read an ECG or CMR file (DICOM folder/zip: series chosen by RE), print what the model would get
  *   build --pairs pairs.csv --out DIR [--workers N] [--shard i/n] [--resume]   dataset from files (data-build.ts)
  *   merge --out DIR SHARD_DIR...                                join the shards of a build
+ *   synth-files --n N --out DIR                                 phantom cohort as WFDB + NIfTI files + pairs.csv
  */
 import { NodeFileSystem } from '../data/node-fs';
 import { joinPath, decodeText } from '../data/fs';
@@ -17,10 +18,11 @@ import { robustRPeaks } from '../data/ecg-phase';
 import { ecgToSvg } from '../data/viz/ecg-svg';
 import { cineToGif, cineToStripPng } from '../data/viz/images';
 import { readEcgFile, readCmrFile } from '../data/readers/index';
+import { describeSeries } from '../data/readers/dicom-series-select';
 import { prepareEcg } from '../data/preprocess/ecg';
 import { prepareCine } from '../data/preprocess/cmr';
 import { DataError } from '../data/errors';
-import { buildCommand, mergeCommand } from './data-build';
+import { buildCommand, mergeCommand, synthFilesCommand } from './data-build';
 
 type Flags = Record<string, string | boolean>;
 
@@ -110,16 +112,26 @@ async function inspect(positional: string[], flags: Flags) {
   if (!path) throw new Error('inspect needs a file path');
   const isCmr = /\.(nii|nii\.gz|dcm)$/i.test(path) || (!/\.(hea|dat|csv|tsv|txt|npy)$/i.test(path)) || flags.cmr === true;
   if (isCmr) {
-    const vol = await readCmrFile(fs, path, { slice: flags.slice !== undefined ? Number(flags.slice) : undefined });
+    const text = (flag: string) => (typeof flags[flag] === 'string' ? (flags[flag] as string) : undefined);
+    const vol = await readCmrFile(fs, path, {
+      slice: flags.slice !== undefined ? Number(flags.slice) : undefined,
+      seriesPattern: text('series'),
+      seriesUid: text('series-uid'),
+      sliceLocation: text('slice-location'),
+    });
     const prepared = prepareCine(vol, { source: path });
     console.log(`CMR ${path}: ${vol.frames} frames of ${vol.height}x${vol.width} -> (50, 96, 96) in [-1, 1]`);
+    if (vol.selection) console.log(`series: ${describeSeries(vol.selection.chosen)} (${vol.selection.reason}; ${vol.selection.series.length} series found)`);
     [...vol.warnings, ...prepared.warnings].forEach((w) => console.log(`warning: ${w}`));
     return;
   }
+  if (flags.fs !== undefined && !(typeof flags.fs === 'string' && Number(flags.fs) > 0)) throw new Error(`--fs needs a sampling frequency in Hz, got '${flags.fs === true ? '' : flags.fs}'`);
+  if (flags.strict === true && flags.lenient === true) throw new Error('--strict and --lenient exclude each other');
   const rec = await readEcgFile(fs, path, { fs: flags.fs !== undefined ? Number(flags.fs) : undefined });
-  const prepared = prepareEcg(rec, { strict: flags.strict === true });
+  const prepared = prepareEcg(rec, { checks: flags.strict === true ? 'strict' : flags.lenient === true ? 'lenient' : 'normal' });
   console.log(`ECG ${path}: ${rec.signals.length} lead(s) [${rec.leadNames.join(', ')}], ${rec.signals[0].length} samples at ${rec.fs} Hz -> (12, 5000)`);
-  console.log(`R peaks (lead II, robust): ${robustRPeaks(prepared.data.subarray(5000, 10000)).length}`);
+  const rate = prepared.heartRateBpm === null ? 'not measurable' : `${prepared.heartRateBpm.toFixed(0)} bpm`;
+  console.log(`R peaks (lead II, robust): ${robustRPeaks(prepared.data.subarray(5000, 10000)).length}; heart rate ${rate}`);
   [...rec.warnings, ...prepared.warnings].forEach((w) => console.log(`warning: ${w}`));
 }
 
@@ -131,14 +143,16 @@ async function main() {
   else if (command === 'inspect') await inspect(positional, flags);
   else if (command === 'build') await buildCommand(flags);
   else if (command === 'merge') await mergeCommand(positional, flags);
+  else if (command === 'synth-files') await synthFilesCommand(flags);
   else {
     console.log('usage: npm run data -- synth --n N --out DIR [--seed S] [--split 0.8,0.1,0.1]');
     console.log('       npm run data -- show --data DIR --index I [--split train] --out DIR2');
     console.log('       npm run data -- show --phantom --class healthy|hypertrophic|dilated|regional [--seed S] [--small] --out DIR2');
-    console.log('       npm run data -- inspect FILE [--fs HZ] [--strict] [--slice Z]');
+    console.log('       npm run data -- inspect FILE [--fs HZ] [--strict | --lenient] [--slice Z] [--series REGEX] [--series-uid UID] [--slice-location TEXT]');
     console.log('       npm run data -- build --pairs pairs.csv --out DIR [--workers N] [--shard i/n] [--resume] [--split 0.8,0.1,0.1] [--seed S]');
     console.log('       npm run data -- build --ecg-dir D --cmr-dir D --out DIR [--id-pattern REGEX] [--labels labels.csv] [...]');
     console.log('       npm run data -- merge --out DIR SHARD_DIR...');
+    console.log('       npm run data -- synth-files --n N --out DIR [--seed S] [--gzip]   (phantom cohort as WFDB + NIfTI files, for trying build)');
     process.exitCode = command ? 1 : 0;
   }
 }

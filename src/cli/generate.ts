@@ -5,7 +5,7 @@
  * with a ground truth, `<name>-vs-gt.gif` (generated left, ground truth right); then prints a summary.
  */
 import { readCmrFile, readEcgFile } from '../data/readers/index';
-import { prepareEcg } from '../data/preprocess/ecg';
+import { ECG_CHECK_MODES, prepareEcg, type EcgCheckMode } from '../data/preprocess/ecg';
 import { normalizeClip, prepareCine } from '../data/preprocess/cmr';
 import { generateSubject, phantomId } from '../data/phantom/subject';
 import { baseName, joinPath } from '../data/fs';
@@ -27,6 +27,10 @@ const USAGE = `usage: npm run generate -- --checkpoint FLOW_RUN_DIR --out DIR (-
   --phantom-index I...   phantom subjects instead of files (ECG generated, ground truth available)
   --phantom-seed S       seed of the phantom subjects (default 42)
   --gt FILE...           ground-truth cines for the --ecg inputs, in the same order (.nii/.nii.gz, .npy, DICOM)
+  --fs HZ                sampling frequency of --ecg files that carry none (required for .npy; CSV without a
+                         time column); WFDB headers keep their own
+  --ecg-checks MODE      strict | normal | lenient: how doubtful ECG input is handled (docs/DATA.md,
+                         "Plausibility checks"; default normal)
   --phantom-index A-B    a range of phantom subjects (inclusive), e.g. 100000-100031
   --phantom-gt           also write <name>-vs-gt.gif for phantom inputs (their rendered cine)
   --unconditional        ignore the ECG (zero tokens, the null condition): a baseline for evaluation
@@ -56,6 +60,9 @@ interface Args {
   stage1Encoder: boolean;
   unconditional: boolean;
   reconstruct: boolean;
+  /** Sampling frequency of ECG files that store none (NPY, CSV without a time column). */
+  ecgFs?: number;
+  ecgChecks: EcgCheckMode;
 }
 
 /** `7` or an inclusive range `100-131`. */
@@ -73,6 +80,7 @@ function parseGenerateArgs(argv: string[]): Args {
     steps: SAMPLE_DEFAULTS.steps, sampler: SAMPLE_DEFAULTS.method, guidance: SAMPLE_DEFAULTS.guidance, alpha: SAMPLE_DEFAULTS.alpha, seed: SAMPLE_DEFAULTS.seed, stage1Encoder: false,
     unconditional: false,
     reconstruct: false,
+    ecgChecks: 'normal',
   };
   const list: string[] = [];
   for (const a of argv) {
@@ -114,6 +122,12 @@ function parseGenerateArgs(argv: string[]): Args {
     else if (flag === '--stage1-encoder') args.stage1Encoder = true;
     else if (flag === '--unconditional') args.unconditional = true;
     else if (flag === '--reconstruct') args.reconstruct = true;
+    else if (flag === '--fs') args.ecgFs = number(flag, list[++i], (n) => Number.isFinite(n) && n > 0, 'a sampling frequency in Hz');
+    else if (flag === '--ecg-checks') {
+      const m = one();
+      if (!(ECG_CHECK_MODES as readonly string[]).includes(m)) throw new UsageError(`--ecg-checks must be one of ${ECG_CHECK_MODES.join(', ')}, got '${m}'`);
+      args.ecgChecks = m as EcgCheckMode;
+    }
     else if (flag === '--sampler') {
       const m = one();
       if (!(SAMPLER_METHODS as readonly string[]).includes(m)) throw new UsageError(`--sampler must be one of ${SAMPLER_METHODS.join(', ')}, got '${m}'`);
@@ -145,8 +159,8 @@ function inputsOf(args: Args, fs: NodeTrainFileSystem): Input[] {
   const files: Input[] = args.ecg.map((path, i) => ({
     name: stem(path),
     ecg: async () => {
-      const recording = await readEcgFile(fs, path);
-      const prepared = prepareEcg(recording);
+      const recording = await readEcgFile(fs, path, { fs: args.ecgFs });
+      const prepared = prepareEcg(recording, { checks: args.ecgChecks });
       for (const w of [...recording.warnings, ...prepared.warnings]) process.stderr.write(`warning: ${w}\n`);
       return prepared.data;
     },

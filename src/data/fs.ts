@@ -3,6 +3,7 @@
  * DataFileSystem so the same code runs in Node (node-fs.ts) and, later, in the browser (an
  * implementation over fetch / File System Access). MemoryFileSystem serves tests and in-browser use.
  */
+import { DataError } from './errors';
 export interface DataFileSystem {
   readFile(path: string): Promise<Uint8Array>;
   /** Reads `length` bytes at `offset`; must throw if fewer bytes exist (never returns a short read). */
@@ -16,6 +17,22 @@ export interface DataFileSystem {
   exists(path: string): Promise<boolean>;
   /** Byte size of a file. */
   fileSize(path: string): Promise<number>;
+}
+
+/**
+ * Reads a whole input file for a reader: a missing path, a directory or an unreadable file is a DataError
+ * that names the path (Node's EISDIR message, for one, does not).
+ */
+export async function readInputFile(fs: DataFileSystem, path: string): Promise<Uint8Array> {
+  if (!(await fs.exists(path))) throw new DataError(path, 'file not found');
+  try {
+    return await fs.readFile(path);
+  } catch (e) {
+    if (e instanceof DataError) throw e;
+    const code = (e as { code?: string }).code;
+    if (code === 'EISDIR') throw new DataError(path, 'is a directory, not a file');
+    throw new DataError(path, `cannot be read: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 /** Joins path pieces with '/', collapsing duplicate separators (enough for our relative layouts). */
@@ -48,12 +65,17 @@ export class MemoryFileSystem implements DataFileSystem {
   private readonly dirs = new Set<string>(['.', '/']);
 
   private static normalize(path: string): string {
-    return path.replace(/\/{2,}/g, '/').replace(/\/$/, '') || '/';
+    // './x' is 'x' (a WFDB header in the current directory names its .dat as dirName + file = './x.dat').
+    return path.replace(/\/{2,}/g, '/').replace(/^(\.\/)+(?=.)/, '').replace(/\/$/, '') || '/';
   }
 
   async readFile(path: string): Promise<Uint8Array> {
-    const data = this.files.get(MemoryFileSystem.normalize(path));
-    if (!data) throw new Error(`${path}: no such file`);
+    const key = MemoryFileSystem.normalize(path);
+    const data = this.files.get(key);
+    if (!data) {
+      if (this.dirs.has(key) || (await this.listDir(key)).length > 0) throw new DataError(path, 'is a directory, not a file');
+      throw new Error(`${path}: no such file`);
+    }
     return data.slice();
   }
 

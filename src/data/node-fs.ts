@@ -1,10 +1,21 @@
 /** DataFileSystem over Node's fs module. The only Node-specific file of the data layer's core. */
 import { promises as fsp } from 'node:fs';
 import type { DataFileSystem } from './fs';
+import { DataError } from './errors';
+
+/** Node's EISDIR error does not name the path; this one does. */
+function directoryError(path: string, e: unknown): unknown {
+  return (e as { code?: string }).code === 'EISDIR' ? new DataError(path, 'is a directory, not a file') : e;
+}
 
 export class NodeFileSystem implements DataFileSystem {
   async readFile(path: string): Promise<Uint8Array> {
-    const buf = await fsp.readFile(path);
+    let buf: Buffer;
+    try {
+      buf = await fsp.readFile(path);
+    } catch (e) {
+      throw directoryError(path, e);
+    }
     return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
@@ -15,7 +26,9 @@ export class NodeFileSystem implements DataFileSystem {
       let done = 0;
       // read() may return fewer bytes than asked; loop until filled or the file ends.
       while (done < length) {
-        const { bytesRead } = await handle.read(out, done, length - done, offset + done);
+        const { bytesRead } = await handle.read(out, done, length - done, offset + done).catch((e: unknown) => {
+          throw directoryError(path, e);
+        });
         if (bytesRead === 0) {
           throw new Error(`${path}: read of ${length} bytes at offset ${offset} runs past the end of the file`);
         }

@@ -104,7 +104,10 @@ export function robustRPeaks(signal: ArrayLike<number>, fs = 500, options: Robus
 
   // Learning phase: the first 2 s set the initial signal and noise levels.
   const learn = integrated.subarray(0, Math.min(n, 2 * fs));
-  let spk = 0.25 * Math.max(...learn);
+  // A loop, not Math.max(...learn): spreading 2 s at a high rate overflows the call stack.
+  let learnMax = -Infinity;
+  for (const v of learn) learnMax = Math.max(learnMax, v);
+  let spk = 0.25 * learnMax;
   let npk = 0.5 * (learn.reduce((a, b) => a + b, 0) / learn.length);
   const qrs: number[] = [];
   const rrs: number[] = [];

@@ -176,7 +176,8 @@ function launchConv(backend: WebGPUBackend, l: GemmLaunch): void {
     .i32(...l.rowStep, 0)
     .i32(...l.rowBase, 0)
     .i32(l.b.t.offset, l.b.kStride, l.b.nStride)
-    .u32(l.outBatch ?? 0, l.outChan ?? 0, 0, 0, 0)
+    // The bias is a view like any operand (a slice of a fused parameter): its own offset and stride.
+    .u32(l.outBatch ?? 0, l.outChan ?? 0, l.bias?.offset ?? 0, l.bias?.strides[0] ?? 0, 0)
     .i32(...gStrides, 0)
     .u32(...(l.outStride ?? [0, 0, 0]), 0)
     .u32(...(l.outStep ?? [0, 0, 0]), 0)
@@ -444,6 +445,7 @@ export function conv3d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: ConvOpt
 export function convBackwardData(gy: Tensor, w: Tensor, xShape: readonly number[], opts: ConvOptions = {}): Tensor {
   const g = geometryOf(xShape, w.shape, opts);
   requireFloat(gy, w);
+  requireOutputShape(gy, g, 'convBackwardData');
   return convBackwardDataRaw(gy, w, g);
 }
 
@@ -451,5 +453,14 @@ export function convBackwardData(gy: Tensor, w: Tensor, xShape: readonly number[
 export function convBackwardWeight(x: Tensor, gy: Tensor, wShape: readonly number[], opts: ConvOptions = {}): Tensor {
   const g = geometryOf(x.shape, wShape, opts);
   requireFloat(x, gy);
+  requireOutputShape(gy, g, 'convBackwardWeight');
   return convBackwardWeightRaw(x, gy, wShape, g);
+}
+
+/** The upstream gradient must have the convolution's output shape: the kernels index it by that geometry. */
+function requireOutputShape(gy: Tensor, g: Conv3dGeometry, what: string): void {
+  const expected = outShapeOf(g, g.cout, g.outSize);
+  if (gy.rank !== expected.length || gy.shape.some((d, i) => d !== expected[i])) {
+    throw new ShapeError(`${what}: gradient ${formatShape(gy.shape)} must have the output shape ${formatShape(expected)}`);
+  }
 }

@@ -125,7 +125,8 @@ function indexedCopy(mode: IndexMode, src: Tensor, d: number, index: Tensor, n: 
       {
         inputs: [(srcC.storage as GpuStorage).buffer, (idxC.storage as GpuStorage).buffer],
         outputs: [(out.storage as GpuStorage).buffer],
-        uniforms: new UniformWriter().u32(outer, n, inner, count, total, srcC.offset).finish(),
+        // Both operands may be offset views (a slice of a larger index buffer): each offset goes in.
+        uniforms: new UniformWriter().u32(outer, n, inner, count, total, srcC.offset, idxC.offset).finish(),
         workgroups: [Math.min(groups, maxX), Math.ceil(groups / maxX)],
       },
     );

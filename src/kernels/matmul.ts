@@ -72,25 +72,16 @@ function matmulRaw(a: Tensor, b: Tensor, bias: Tensor | null, alpha: number, out
   const wgDirect = tiling.workgroup ?? 64;
   const program = {
     key: direct
-      ? `matmul-direct:${a.dtype},${b.dtype}>${outDtype}:${bias ? 'bias' : ''}:${tiling.tm}x${tiling.tn}/${wgDirect}`
-      : `matmul:${a.dtype},${b.dtype}>${outDtype}:${bias ? 'bias' : ''}:${tiling.bm}x${tiling.bn}x${tiling.bk}/${tiling.tm}x${tiling.tn}`,
+      ? `matmul-direct:${a.dtype},${b.dtype}>${outDtype}:${bias ? `bias-${bias.dtype}` : ''}:${tiling.tm}x${tiling.tn}/${wgDirect}`
+      : `matmul:${a.dtype},${b.dtype}>${outDtype}:${bias ? `bias-${bias.dtype}` : ''}:${tiling.bm}x${tiling.bn}x${tiling.bk}/${tiling.tm}x${tiling.tn}`,
     source: () =>
       direct
-        ? matmulDirectShader({ a: a.dtype, b: b.dtype, out: outDtype, bias: !!bias, tm: tiling.tm, tn: tiling.tn, workgroup: wgDirect })
-        : matmulShader({ a: a.dtype, b: b.dtype, out: outDtype, bias: !!bias, tiling }),
+        ? matmulDirectShader({ a: a.dtype, b: b.dtype, out: outDtype, bias: !!bias, biasDtype: bias?.dtype, tm: tiling.tm, tn: tiling.tn, workgroup: wgDirect })
+        : matmulShader({ a: a.dtype, b: b.dtype, out: outDtype, bias: !!bias, biasDtype: bias?.dtype, tiling }),
     inputs: bias ? 3 : 2,
     outputs: 1,
   };
-  const pad4 = (v: number[]) => [...v, 0, 0, 0, 0].slice(0, 4);
-  const uniforms = new UniformWriter()
-    .u32(m, n, k, batchShape.length)
-    .u32(a.strides[a.rank - 2], a.strides[a.rank - 1], b.strides[b.rank - 2], b.strides[b.rank - 1])
-    .u32(a.offset, b.offset, 0)
-    .f32(alpha)
-    .u32(...pad4(batchShape.map((d) => d)))
-    .u32(...pad4(batchStrides(a)))
-    .u32(...pad4(batchStrides(b)))
-    .finish();
+  const uniforms = matmulUniforms({ m, n, k, alpha, batchShape, a, b, bias, aBatch: batchStrides(a), bBatch: batchStrides(b) });
   const maxZ = backend.ctx.caps.limits.maxComputeWorkgroupsPerDimension;
   if (batch > maxZ) throw new ShapeError(`matmul batch ${batch} exceeds ${maxZ}`);
   // --- Tensor cores: f16×f16 on devices with subgroup matrices (matmul-subgroup.ts decides; else fall through).
@@ -110,6 +101,37 @@ function matmulRaw(a: Tensor, b: Tensor, bias: Tensor | null, alpha: number, out
     workgroups: direct ? directGrid(Math.ceil(m / tiling.tm) * Math.ceil(n / tiling.tn), wgDirect, maxZ, batch) : [Math.ceil(n / tiling.bn), Math.ceil(m / tiling.bm), batch],
   });
   return out;
+}
+
+/**
+ * The uniform block of every matmul kernel (`MATMUL_PARAMS` in shaders/matmul.wgsl.ts): sizes, the matrix
+ * strides and element offsets of A and B, alpha, the broadcast batch walk, and the bias view's element
+ * offset and stride (a bias may be a slice of a fused parameter, or a stepped view).
+ */
+export function matmulUniforms(p: {
+  m: number;
+  n: number;
+  k: number;
+  alpha: number;
+  batchShape: readonly number[];
+  a: Tensor;
+  b: Tensor;
+  bias: Tensor | null;
+  aBatch: readonly number[];
+  bBatch: readonly number[];
+}): Uint32Array {
+  const pad4 = (v: readonly number[]) => [...v, 0, 0, 0, 0].slice(0, 4);
+  const { a, b, bias } = p;
+  return new UniformWriter()
+    .u32(p.m, p.n, p.k, p.batchShape.length)
+    .u32(a.strides[a.rank - 2], a.strides[a.rank - 1], b.strides[b.rank - 2], b.strides[b.rank - 1])
+    .u32(a.offset, b.offset, 0)
+    .f32(p.alpha)
+    .u32(...pad4(p.batchShape))
+    .u32(...pad4(p.aBatch))
+    .u32(...pad4(p.bBatch))
+    .u32(bias?.offset ?? 0, bias?.strides[0] ?? 0, 0, 0)
+    .finish();
 }
 
 function directGrid(blocks: number, workgroup: number, maxDim: number, batch: number): [number, number, number] {

@@ -88,7 +88,7 @@ describe('WFDB', () => {
 describe('CSV', () => {
   it('reads a header with lead names and a time column', () => {
     const rows = ['time,I,II,V1'];
-    for (let i = 0; i < 2000; i++) rows.push(`${(i / 250).toFixed(4)},${Math.sin(i / 9)},${Math.cos(i / 7)},${Math.sin(i / 5)}`);
+    for (let i = 0; i < 2000; i++) rows.push(`${(i / 250).toFixed(4)},${Math.sin(i / 30)},${Math.cos(i / 25)},${Math.sin(i / 20)}`);
     const rec = parseEcgCsv(rows.join('\n'), { source: 'a.csv' });
     expect(rec.fs).toBeCloseTo(250, 3);
     expect(rec.leadNames).toEqual(['I', 'II', 'V1']);
@@ -139,7 +139,7 @@ describe('ECG preprocessing', () => {
     expect(() => prepareEcg(rec([nan], ['II']))).toThrow(/lead II holds 1 non-finite/);
     const inf = wave(5000, 500); inf[3] = Infinity;
     expect(() => prepareEcg(rec([inf], ['II']))).toThrow(DataError);
-    expect(() => prepareEcg(rec([new Float32Array(5000).fill(0.2)], ['II']))).toThrow(/flat line/);
+    expect(() => prepareEcg(rec([new Float32Array(5000).fill(0.2)], ['II']))).toThrow(/every lead is flat/);
     expect(() => prepareEcg(rec([wave(500, 500)], ['II']))).toThrow(/at least 2 s/);
   });
 
@@ -150,12 +150,13 @@ describe('ECG preprocessing', () => {
     const transposed = new Float32Array(5000 * 12);
     for (let c = 0; c < 12; c++) for (let i = 0; i < 5000; i++) transposed[i * 12 + c] = data[c * 5000 + i];
     await fs.writeFile('t.npy', writeNpy(transposed, [5000, 12]));
-    const a = await readEcgFile(fs, 'e.npy');
-    const b = await readEcgFile(fs, 't.npy');
+    await expect(readEcgFile(fs, 'e.npy')).rejects.toThrow(/e.npy: an NPY file stores no sampling frequency/);
+    const a = await readEcgFile(fs, 'e.npy', { fs: 500 });
+    const b = await readEcgFile(fs, 't.npy', { fs: 500 });
     expect(b.warnings[0]).toMatch(/transposed/);
     expect(prepareEcg(b).data).toEqual(prepareEcg(a).data);
     await fs.writeFile('w.npy', writeNpy(new Float32Array(8), [2, 2, 2]));
-    await expect(readEcgFile(fs, 'w.npy')).rejects.toThrow(/w.npy: ECG array must be 1-D or 2-D/);
+    await expect(readEcgFile(fs, 'w.npy', { fs: 500 })).rejects.toThrow(/w.npy: ECG array must be 1-D or 2-D/);
     await expect(readEcgFile(fs, 'none.csv')).rejects.toThrow(/none.csv: file not found/);
   });
 });
@@ -205,17 +206,19 @@ describe('CMR readers and preprocessing', () => {
     expect(v.data[60]).toBe(200 * 2 - 5);
   });
 
-  it('DICOM: bad input errors name the file', () => {
+  it('DICOM: bad input errors name the file', async () => {
     const px = new Uint16Array(4);
     const ok = dicomFile({ rows: 2, cols: 2, pixels: px, instance: 1 });
-    expect(() => readDicomSeries([{ name: 'a.dcm', bytes: dicomFile({ rows: 2, cols: 2, pixels: px, instance: 1, syntax: '1.2.840.10008.1.2.4.50' }) }])).toThrow(/a.dcm: unsupported transfer syntax/);
-    expect(() => readDicomSeries([{ name: 'b.dcm', bytes: dicomFile({ rows: 2, cols: 2, pixels: px, instance: 1, photometric: 'RGB' }) }])).toThrow(/b.dcm: unsupported photometric/);
-    expect(() => readDicomSeries([{ name: 'c.dcm', bytes: ok.subarray(0, ok.length - 4) }])).toThrow(/c.dcm/);
-    expect(() => readDicomSeries([
+    const read = (files: { name: string; bytes: Uint8Array }[], options = {}) => readDicomSeries(files, options);
+    await expect(read([{ name: 'a.dcm', bytes: dicomFile({ rows: 2, cols: 2, pixels: px, instance: 1, syntax: '1.2.840.10008.1.2.4.100' }) }])).rejects.toThrow(/a.dcm: unsupported transfer syntax/);
+    await expect(read([{ name: 'a2.dcm', bytes: dicomFile({ rows: 2, cols: 2, pixels: px, instance: 1, syntax: '1.2.840.10008.1.2.4.50' }) }])).rejects.toThrow(/a2.dcm: PixelData of compressed syntax .* holds no fragments/);
+    await expect(read([{ name: 'b.dcm', bytes: dicomFile({ rows: 2, cols: 2, pixels: px, instance: 1, photometric: 'RGB' }) }])).rejects.toThrow(/b.dcm: PhotometricInterpretation RGB does not fit SamplesPerPixel 1/);
+    await expect(read([{ name: 'c.dcm', bytes: ok.subarray(0, ok.length - 4) }])).rejects.toThrow(/c.dcm/);
+    await expect(read([
       { name: 'd1.dcm', bytes: ok },
       { name: 'd2.dcm', bytes: dicomFile({ rows: 2, cols: 2, pixels: px, instance: 2, series: '9.9' }) },
-    ], { source: 'dir' })).toThrow(/dir: files belong to 2 series/);
-    expect(() => readDicomSeries([{ name: 'e.dcm', bytes: enc('not dicom at all') }])).toThrow(/e.dcm/);
+    ], { source: 'dir' })).rejects.toThrow(/dir: no series description matches/);
+    await expect(read([{ name: 'e.dcm', bytes: enc('not dicom at all') }])).rejects.toThrow(/e.dcm/);
   });
 
   it('prepareCine: crop, resize, cyclic temporal resample and spec min-max', () => {

@@ -167,7 +167,7 @@ describe('subgroup-matrix matmul: planning (pure)', () => {
     expect(src.match(/subgroupMatrixMultiplyAccumulate/g)!.length).toBe(4 * 4 * 2); // tm·tn per ck, bk/ck = 2
     expect(src.match(/subgroupMatrixStore<row_major>\(&scratch/g)!.length).toBe(16);
     expect(src).toContain('var<storage, read> a: array<vec4<u32>>');
-    expect(src).toContain('v += f32(bias[cc]);');
+    expect(src).toContain('v += f32(bias[u.biasOffset + cc * u.biasStride]);');
     expect(src).toContain('c[outBase + r * u.n + cc] = f16(v);');
     expect(src).not.toContain('emu');
     // Transposed A / row-major B, and a 16×8×16 config: result<f32, N=8, M=16>, right<f16, N=8, K=16>.
@@ -426,7 +426,9 @@ describe.skipIf(process.env.MATMUL_EMULATION === '0')('subgroup-matrix matmul: t
     const [m, k, n] = [37, 24, 41];
     const a = f16(engine, [m, k], 30);
     const b = f16(engine, [n, k], 31); // used transposed: B = bᵀ, k contiguous
-    const bias = engine.tensor(randomValues(n, 32), [n]);
+    // The bias is a view with an element offset (a slice of a fused parameter, as in DiT's in_proj_bias).
+    const biasAll = engine.tensor(randomValues(n + 5, 32), [n + 5]);
+    const bias = ops.slice(biasAll, 0, 5);
     const bT = ops.transpose(b);
     const plan = planSubgroupMatmul(caps, problem(m, n, k, { a: rowMajor(m, k), b: colMajor(k, n) }), 'force');
     if (!plan.use) throw new Error(plan.reason);
@@ -440,13 +442,14 @@ describe.skipIf(process.env.MATMUL_EMULATION === '0')('subgroup-matrix matmul: t
       .u32(0, 0, 0, 0)
       .u32(0, 0, 0, 0)
       .u32(0, 0, 0, 0)
+      .u32(bias.offset, bias.strides[0], 0, 0)
       .finish();
     dispatchSubgroupMatmul(engine.backend as WebGPUBackend, plan, { a, b: bT, bias, out, uniforms });
     expect((out.storage as GpuStorage).buffer).toBeDefined();
     const [av, btv, biv, ov] = await Promise.all([a.data(), bT.data(), bias.data(), out.data()]);
     const ref = reference(av, [m, k], btv, [k, n]).values.map((v, i) => 0.5 * v + biv[i % n]);
     expect(worst(ov, ref, 1e-5, 1e-5)).toBeLessThanOrEqual(1);
-    for (const t of [a, b, bT, bias, out]) t.dispose();
+    for (const t of [a, b, bT, bias, biasAll, out]) t.dispose();
   });
 
   it("'off' and f32 operands use the register-tiled kernels", async () => {

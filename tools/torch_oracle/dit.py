@@ -2,7 +2,8 @@
 
 A small PyTorch re-implementation with the reference's parameter names, built at the tiny config with a
 fixed seed. The adaLN output layers are perturbed away from their zero init so that every modulation
-path contributes. Writes to tests/fixtures/golden/dit/:
+path contributes, and every other constant-initialised parameter (the attention in_proj_bias and out_proj.bias,
+zeros in PyTorch) gets random values (randomize.py): a bias read from the wrong slice must change the numbers. Writes to tests/fixtures/golden/dit/:
   weights.pth                    model.state_dict()
   x.npy, t.npy, ecg.npy          inputs (B=2; ECG token count 6 != frames 5)
   upstream.npy                   w of the loss sum(v * w)
@@ -19,6 +20,8 @@ import os
 import numpy as np
 import torch
 import torch.nn as nn
+
+from randomize import assert_no_constants, randomize_constants
 
 TINY = dict(hidden=32, depth=2, heads=2, mlp_ratio=4.0, channels=4, size=(3, 4), frames=5, ecg_dim=24, freq_dim=64)
 OUT = os.path.join(os.path.dirname(__file__), '..', '..', 'tests', 'fixtures', 'golden', 'dit')
@@ -130,6 +133,10 @@ def main():
         for lin in [blk.adaLN_modulation[1] for blk in model.blocks] + [model.final_adaLN_modulation[1]]:
             lin.weight.normal_(0, 0.3)
             lin.bias.normal_(0, 0.3)
+    # in_proj_bias is split into q / k / v slices (cross-attention: q and kv parts): random, so that each
+    # slice differs from its neighbours.
+    changed = randomize_constants(model, torch.Generator().manual_seed(4321), std=0.3)
+    assert_no_constants(model)
     n_params = sum(p.numel() for p in model.parameters())
     b, (h, w), te = 2, TINY['size'], 6
     x = torch.randn(b, TINY['channels'], TINY['frames'], h, w, requires_grad=True)
@@ -149,6 +156,7 @@ def main():
         both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([torch.zeros_like(ecg), ecg]))
         guided = both[:b] + 2.0 * (both[b:] - both[:b])
     save('guided.npy', guided)
+    print(f'randomized constant parameters: {changed}')
     print(f'tiny EcgDiT: {n_params} parameters; |v| max {v.abs().max():.3f}; files in {os.path.normpath(OUT)}')
 
 

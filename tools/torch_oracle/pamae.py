@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from randomize import assert_no_constants, randomize_constants
+
 OUT = os.path.join(os.path.dirname(__file__), '..', '..', 'tests', 'fixtures', 'golden', 'pamae')
 
 TINY = dict(
@@ -159,6 +161,10 @@ def main():
                 m.bias.uniform_(-0.2, 0.2)
                 m.running_mean.uniform_(-0.3, 0.3)
                 m.running_var.uniform_(0.5, 2.0)
+    # Any other constant-initialised parameter (biases, norm affines) gets random values too.
+    changed = randomize_constants(model, torch.Generator().manual_seed(4242))
+    assert_no_constants(model)
+    print('randomized constant parameters:', changed)
     torch.save({'model_state_dict': model.state_dict(), 'epoch': 3}, os.path.join(OUT, 'weights.pth'))
 
     b, length = 2, c['ecg_length']

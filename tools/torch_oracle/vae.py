@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from randomize import assert_no_constants, randomize_constants
+
 OUT = os.path.join(os.path.dirname(__file__), '..', '..', 'tests', 'fixtures', 'golden', 'vae')
 
 # The tiny configurations; the TypeScript tests build the same ones (VAE_CONFIGS.tiny etc.).
@@ -314,6 +316,8 @@ def vae_golden():
     gen = torch.Generator().manual_seed(11)
     model = VAE3d(VAE_TINY)
     perturb_norms(model, gen)
+    print('vae: randomized constant parameters', randomize_constants(model, gen))
+    assert_no_constants(model)
     save_weights('vae_weights.pth', model)
     model = model.double()
     round_to_f32(model)
@@ -340,6 +344,9 @@ def disc_golden():
     torch.manual_seed(2)
     gen = torch.Generator().manual_seed(12)
     model = PatchGan3d(**DISC_TINY)
+    # BN bias (zeros) and running statistics (0 / 1) random: eval mode must read the loaded statistics.
+    print('disc: randomized constant parameters', randomize_constants(model, gen))
+    assert_no_constants(model)
     save_weights('disc_weights.pth', model)
     model = model.double()
     round_to_f32(model)
@@ -366,6 +373,8 @@ def lpips_golden():
     with torch.no_grad():  # VGG-like random weights with positive lin heads (as the trained heads are)
         for i in range(5):
             getattr(model, f'lin{i}').model[1].weight.uniform_(0.0, 1.0, generator=gen)
+    print('lpips: randomized constant parameters', randomize_constants(model, gen))
+    assert_no_constants(model)
     save_weights('lpips_weights.pth', model)
     model = model.double().eval()
     round_to_f32(model)

@@ -26,10 +26,14 @@ export interface BuildOptions {
   shard?: ShardSpec;
   /** Worker threads; 0 runs subjects on the calling thread. */
   workers: number;
+  /** Heap limit per worker thread (MB); a subject that needs more is rejected (stage 'worker') instead of exhausting the machine. */
+  workerMemoryMb?: number;
   resume?: boolean;
   /** Label column that becomes each subject's `cls` (default: a column named class/cls/label/diagnosis, if any). */
   classColumn?: string | null;
   subject?: SubjectOptions;
+  /** Runs the subjects instead of the default (a WorkerPool, or inline with workers = 0): tests, custom executors. */
+  runner?: SubjectRunner;
   /** Write qc.md and pictures at the end (default true). */
   qc?: boolean;
   onProgress?: (state: ProgressState) => void;
@@ -72,7 +76,7 @@ export async function buildDataset(fs: BuildFileSystem, options: BuildOptions): 
   const store = await DatasetAppender.open(fs, options.out, identity, options.resume ?? false);
   const mine = options.pairs.pairs.filter((p) => inShard(p.index, shard));
   const todo = mine.filter((p) => !store.done.has(p.index));
-  const runner: SubjectRunner = options.workers > 0 ? new WorkerPool(options.workers, options.subject ?? {}) : new InlineRunner(fs, options.subject ?? {});
+  const runner: SubjectRunner = options.runner ?? (options.workers > 0 ? new WorkerPool(options.workers, options.subject ?? {}, options.workerMemoryMb ? { maxOldGenerationSizeMb: options.workerMemoryMb } : undefined) : new InlineRunner(fs, options.subject ?? {}));
   const t0 = Date.now();
   const report = (k: number) => options.onProgress?.({
     done: mine.length - todo.length + k, total: mine.length, rejected: store.rejectedCount, doneThisRun: k, elapsedSeconds: (Date.now() - t0) / 1000,
@@ -86,7 +90,10 @@ export async function buildDataset(fs: BuildFileSystem, options: BuildOptions): 
     report(0);
     for (let k = 0; k < todo.length; k++) {
       while (started < todo.length && started < k + window) {
-        pending.set(started, runner.run(todo[started]));
+        const outcome = runner.run(todo[started]);
+        // Awaited in order below; without this a failure of a later one would be an unhandled rejection first.
+        outcome.catch(() => undefined);
+        pending.set(started, outcome);
         started++;
       }
       const outcome = await pending.get(k)!;

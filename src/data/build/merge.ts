@@ -56,6 +56,7 @@ export async function mergeShards(fs: BuildFileSystem, shardDirs: string[], out:
   const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !seen.has(i));
   if (missing.length) throw new Error(`missing shard(s) ${missing.map((i) => `${i}/${count}`).join(', ')}; pass all ${count} shard folders`);
 
+  if (shardDirs.some((d) => d.replace(/\/+$/, '') === out.replace(/\/+$/, ''))) throw new Error(`--out ${out} is one of the shard folders; merge into a new folder`);
   await fs.mkdir(out);
   const subjects: { subject: BuiltSubject; dir: string }[] = [];
   for (const { dir } of shards) subjects.push(...(await readBuiltSubjects(fs, dir)).map((subject) => ({ subject, dir })));
@@ -83,10 +84,13 @@ export async function mergeShards(fs: BuildFileSystem, shardDirs: string[], out:
     const rows = parseCsvRows(decodeText(await fs.readFile(joinPath(dir, 'rejected.csv'))), joinPath(dir, 'rejected.csv')).slice(1);
     for (const r of rows) rejected.push({ id: r.cells[0], pairIndex: Number(r.cells[1]), stage: r.cells[2] as RejectStage, file: r.cells[3], reason: r.cells[4] });
   }
+  // Merge writes every split in pair order: that is each subject's new row.
+  const rowCounter: Record<string, number> = { train: 0, val: 0, test: 0 };
+  const merged = subjects.map(({ subject }) => ({ ...subject, row: rowCounter[subject.split]++ }));
   const identity: BuildIdentity = { ...first, shard: { index: 0, count: 1 } };
   delete (identity as Partial<BuiltDatasetManifest['build']>).rejected;
   delete (identity as Partial<BuiltDatasetManifest['build']>).rejectedFile;
-  const manifest = await writeDatasetDescription(fs, out, identity, subjects.map((s) => s.subject), rejected);
+  const manifest = await writeDatasetDescription(fs, out, identity, merged, rejected);
   if (options.qc ?? true) await writeQcReport(fs, out, manifest);
   return manifest;
 }

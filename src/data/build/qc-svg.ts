@@ -11,8 +11,9 @@ export interface HistogramBins {
 
 /** `bins` equal-width bins over [lo, hi]; values outside are counted in the first / last bin. */
 export function histogram(values: number[], bins: number, lo?: number, hi?: number): HistogramBins {
-  const min = lo ?? Math.min(...values);
-  let max = hi ?? Math.max(...values);
+  // Loops, not Math.min(...values): a large cohort would overflow the argument list.
+  const min = lo ?? values.reduce((a, b) => Math.min(a, b), Infinity);
+  let max = hi ?? values.reduce((a, b) => Math.max(a, b), -Infinity);
   if (!(max > min)) max = min + 1;
   const edges = Array.from({ length: bins + 1 }, (_, i) => min + ((max - min) * i) / bins);
   const counts = new Array(bins).fill(0);
@@ -28,7 +29,7 @@ export function histogramSvg(h: HistogramBins, title: string, unit: string): str
   const top = 24;
   const plotW = width - left - 10;
   const plotH = height - top - bottom;
-  const peak = Math.max(1, ...h.counts);
+  const peak = h.counts.reduce((a, b) => Math.max(a, b), 1);
   const barW = plotW / h.counts.length;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="10">`,

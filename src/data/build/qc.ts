@@ -96,7 +96,7 @@ export async function writeQcReport(fs: BuildFileSystem, dir: string, manifest: 
       let summary: string;
       if (col.type === 'number') {
         const nums = values as number[];
-        summary = nums.length ? `min ${Math.min(...nums)}, mean ${(nums.reduce((a, b) => a + b, 0) / nums.length).toPrecision(4)}, max ${Math.max(...nums)}` : '-';
+        summary = nums.length ? `min ${nums.reduce((a, b) => Math.min(a, b))}, mean ${(nums.reduce((a, b) => a + b, 0) / nums.length).toPrecision(4)}, max ${nums.reduce((a, b) => Math.max(a, b))}` : '-';
       } else summary = countBy(values.map(String)).slice(0, 6).map(([k, n]) => `${k} ${n}`).join(', ');
       md.push(`| ${mdCell(col.name)} | ${col.type} | ${values.length}/${subjects.length} | ${mdCell(summary)} |`);
     }
@@ -108,7 +108,7 @@ export async function writeQcReport(fs: BuildFileSystem, dir: string, manifest: 
   const amplitudes = subjects.map((s) => s.amplitudeMv);
   if (subjects.length) {
     await fs.writeFile(joinPath(qcDir, 'heart-rate.svg'), histogramSvg(histogram(rates.length ? rates : [0], 17, 30, 200), `Heart rate (lead II, robust R peaks), ${rates.length} subjects`, 'bpm'));
-    await fs.writeFile(joinPath(qcDir, 'amplitude.svg'), histogramSvg(histogram(amplitudes, 20, 0, Math.max(5, ...amplitudes)), `Largest robust peak-to-peak amplitude over 12 leads, ${amplitudes.length} subjects`, 'mV'));
+    await fs.writeFile(joinPath(qcDir, 'amplitude.svg'), histogramSvg(histogram(amplitudes, 20, 0, amplitudes.reduce((a, b) => Math.max(a, b), 5)), `Largest robust peak-to-peak amplitude over 12 leads, ${amplitudes.length} subjects`, 'mV'));
     md.push('![heart rate](qc/heart-rate.svg) ![amplitude](qc/amplitude.svg)', '');
   }
   const odd = subjects.filter((s) => s.heartRateBpm === null || s.heartRateBpm < PLAUSIBLE_HR[0] || s.heartRateBpm > PLAUSIBLE_HR[1] || s.amplitudeMv < PLAUSIBLE_AMPLITUDE_MV[0] || s.amplitudeMv > PLAUSIBLE_AMPLITUDE_MV[1]);

@@ -139,10 +139,11 @@ export class DatasetAppender {
         this.rows[s.split]++;
         this.subjects.push(s);
         this.done.add(s.pairIndex);
-      } else {
+      } else if (entry.rejected.stage !== 'worker') {
         this.rejected.push(entry.rejected);
         this.done.add(entry.rejected.pairIndex);
       }
+      // A 'worker' rejection (a thread that died, e.g. out of memory) says nothing about the input: retry it.
     }
     // Rows appended after the last journal line belong to a subject that did not finish: cut them off.
     for (const split of SPLIT_NAMES) {
@@ -154,7 +155,9 @@ export class DatasetAppender {
         if (size > expected) await this.fs.truncate(path, expected);
       }
     }
-    if (complete.length !== lines.length - 1 || text.length && !text.endsWith('\n')) await this.fs.writeFile(journal, complete.join('\n') + '\n');
+    // Drop a half-written last line by truncating (not rewriting), so a second kill here cannot lose the journal.
+    const completeBytes = encodeText(complete.join('\n') + '\n').length;
+    if (completeBytes < (await this.fs.fileSize(journal))) await this.fs.truncate(journal, completeBytes);
   }
 
   /** Appends one finished subject: rows first, then its journal line (the commit point). */
@@ -225,14 +228,12 @@ export function rejectedCsv(rejected: RejectedSubject[]): string {
 }
 
 /**
- * manifest.json, <split>/meta.json and rejected.csv from the subjects (any order): rows are renumbered in
- * pair order within each split, which is the order the NPY rows were written in. A single build and a
- * merge of its shards both end here, so they describe their datasets identically.
+ * manifest.json, <split>/meta.json and rejected.csv. Subjects are listed in pair order and keep the row
+ * their data was written to. A single build and a merge of its shards both end here, so they describe
+ * their datasets identically (in a clean build, rows are in pair order, as merge writes them).
  */
 export async function writeDatasetDescription(fs: BuildFileSystem, dir: string, identity: BuildIdentity, subjects: BuiltSubject[], rejected: RejectedSubject[]): Promise<BuiltDatasetManifest> {
-  const ordered = [...subjects].sort((a, b) => a.pairIndex - b.pairIndex);
-  const rows: Record<SplitName, number> = { train: 0, val: 0, test: 0 };
-  const described = ordered.map((s) => ({ ...s, row: rows[s.split]++ }));
+  const described = [...subjects].sort((a, b) => a.pairIndex - b.pairIndex);
   const manifest: BuiltDatasetManifest = {
     version: DATASET_VERSION,
     generator: 'ecgflowcmr build v1',
@@ -246,7 +247,8 @@ export async function writeDatasetDescription(fs: BuildFileSystem, dir: string, 
     build: { ...identity, rejected: rejected.length, rejectedFile: 'rejected.csv' },
   };
   for (const split of SPLIT_NAMES) {
-    const inSplit = described.filter((s) => s.split === split);
+    // meta.json lists a split's subjects by row, as the loader reads them.
+    const inSplit = described.filter((s) => s.split === split).sort((a, b) => a.row - b.row);
     const classes: Record<string, number> = {};
     for (const s of inSplit) if (s.cls) classes[s.cls] = (classes[s.cls] ?? 0) + 1;
     manifest.splits[split] = { count: inSplit.length, ecg: `${split}/ecg.npy`, cmr: `${split}/cmr.npy`, meta: `${split}/meta.json`, classes };

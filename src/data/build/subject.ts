@@ -68,6 +68,16 @@ export function ecgStats(ecg: Float32Array, leads = 12): SubjectStats {
   return { heartRateBpm, rPeaks, amplitudeMv };
 }
 
+/**
+ * The series a DICOM reader picked, for the manifest: what it reports as `selection` ({chosen, reason,
+ * series: every one found}) shrunk to the choice, the reason and how many series there were.
+ */
+export function chosenSeries(volume: object): unknown {
+  const selection = (volume as { selection?: { chosen?: unknown; reason?: unknown; series?: unknown[] } }).selection;
+  if (!selection) return undefined;
+  return { chosen: selection.chosen, reason: selection.reason, seriesFound: selection.series?.length ?? null };
+}
+
 function message(e: unknown): string {
   if (e instanceof DataError) return e.problem;
   return e instanceof Error ? `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}` : String(e);
@@ -98,7 +108,7 @@ export async function processPair(fs: DataFileSystem, pair: SubjectPair, options
     const volume = await readCmrFile(fs, pair.cmr, options.cmrRead);
     const prepared = prepareCine(volume, { source: pair.cmr });
     warnings.push(...volume.warnings, ...prepared.warnings);
-    series = (volume as { series?: unknown }).series;
+    series = chosenSeries(volume);
     cmr = prepared.data;
   } catch (e) {
     return { ok: false, stage: 'cmr', file: fileOf(e, pair.cmr), reason: message(e) };

@@ -1,9 +1,11 @@
 /**
  * A fixed pool of worker threads running processPair. Tasks queue in submission order; each worker holds
  * one task at a time. A worker that dies (out of memory, a native crash) turns its task into a rejection
- * ('worker' stage, the error as reason) and is replaced, so a build never loses a subject silently.
+ * ('worker' stage, the error as reason; `--resume` retries those) and is replaced, so a build never loses
+ * a subject silently. When workers keep dying without finishing anything (they cannot even start), the
+ * pool fails every queued task with one error instead of rejecting the whole cohort subject by subject.
  */
-import { Worker } from 'node:worker_threads';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { processPair, type SubjectOptions, type SubjectOutcome } from './subject';
 import type { SubjectPair } from './pairs';
 import type { DataFileSystem } from '../fs';
@@ -28,17 +30,18 @@ interface Task {
   id: number;
   pair: SubjectPair;
   resolve: (outcome: SubjectOutcome) => void;
+  reject: (error: Error) => void;
 }
 
 /** Under tsx (and vitest) the worker is TypeScript: register tsx's loader inside the worker first. */
-function spawn(options: SubjectOptions): Worker {
+function spawn(options: SubjectOptions, resourceLimits?: ResourceLimits): Worker {
   const here = import.meta.url;
   if (here.endsWith('.ts')) {
     const url = new URL('./worker.ts', here).href;
     const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url)}); });`;
-    return new Worker(boot, { eval: true, workerData: options });
+    return new Worker(boot, { eval: true, workerData: options, resourceLimits });
   }
-  return new Worker(new URL('./worker.js', here), { workerData: options });
+  return new Worker(new URL('./worker.js', here), { workerData: options, resourceLimits });
 }
 
 export class WorkerPool implements SubjectRunner {
@@ -47,16 +50,18 @@ export class WorkerPool implements SubjectRunner {
   private readonly queue: Task[] = [];
   private nextId = 0;
   private closed = false;
+  private fatal: Error | null = null;
   /** Worker failures since the last finished task: a worker that cannot even start must not respawn forever. */
   private failuresInARow = 0;
 
-  constructor(readonly concurrency: number, private readonly options: SubjectOptions) {
+  /** `resourceLimits` caps each worker's heap, so one huge input costs that subject, not the whole build. */
+  constructor(readonly concurrency: number, private readonly options: SubjectOptions, private readonly resourceLimits?: ResourceLimits) {
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--workers must be a positive integer, got ${concurrency}`);
     for (let i = 0; i < concurrency; i++) this.idle.push(this.start());
   }
 
   private start(): Worker {
-    const worker = spawn(this.options);
+    const worker = spawn(this.options, this.resourceLimits);
     worker.on('message', (msg: { id: number; outcome: SubjectOutcome }) => {
       const task = this.busy.get(worker);
       this.busy.delete(worker);
@@ -70,13 +75,15 @@ export class WorkerPool implements SubjectRunner {
       this.busy.delete(worker);
       const at = this.idle.indexOf(worker);
       if (at >= 0) this.idle.splice(at, 1);
-      task?.resolve({ ok: false, stage: 'worker', file: task.pair.ecg, reason });
       if (++this.failuresInARow > 2 * this.concurrency + 2) {
         // Workers keep dying before finishing anything (e.g. the entry cannot load): fail loudly, not in a loop.
         this.closed = true;
-        for (const t of this.queue.splice(0)) t.resolve({ ok: false, stage: 'worker', file: t.pair.ecg, reason: `no worker thread could run: ${reason}` });
+        this.fatal = new Error(`worker threads keep failing (${this.failuresInARow} in a row, none finished a subject): ${reason}; fix the cause and rerun with --resume`);
+        for (const t of [...(task ? [task] : []), ...this.queue.splice(0), ...this.busy.values()]) t.reject(this.fatal);
+        this.busy.clear();
         return;
       }
+      task?.resolve({ ok: false, stage: 'worker', file: task.pair.ecg, reason });
       if (!this.closed) {
         this.idle.push(this.start());
         this.pump();
@@ -99,9 +106,10 @@ export class WorkerPool implements SubjectRunner {
   }
 
   run(pair: SubjectPair): Promise<SubjectOutcome> {
-    if (this.closed) return Promise.resolve({ ok: false, stage: 'worker', file: pair.ecg, reason: 'the worker pool was shut down after repeated worker failures' });
-    return new Promise((resolve) => {
-      this.queue.push({ id: this.nextId++, pair, resolve });
+    if (this.fatal) return Promise.reject(this.fatal);
+    if (this.closed) return Promise.reject(new Error('the worker pool is closed'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ id: this.nextId++, pair, resolve, reject });
       this.pump();
     });
   }

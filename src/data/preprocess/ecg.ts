@@ -1,30 +1,32 @@
 /**
  * ECG preprocessing to the model input (12, 5000) at 500 Hz, leads I, II, III, aVR, aVL, aVF, V1..V6 in mV.
  *
+ * - Plausibility first (ecg-checks.ts): sampling frequency 50-10,000 Hz, NaN/Inf, flat leads, units
+ *   (amplitude), and after resampling the heart rate; `checks` picks strict / normal / lenient.
  * - Lead mapping by name (case, spaces, '-', '_' and a 'lead' prefix ignored; aliases MLII -> II, DI -> I...).
+ *   Several signals none of which has a standard name: DataError (never an all-zero input).
+ * - A flat (or, in normal mode, implausibly large) lead is left out with a warning and treated as missing.
  * - Missing limb leads are derived from two known ones (Einthoven/Goldberger) with a warning; other
- *   missing leads become zeros with a warning, or a DataError with { strict: true }.
+ *   missing leads become zeros with a warning, or a DataError in strict mode.
  * - A single-lead recording whose lead has no standard name is placed as lead II (warning).
  * - Resampling to 500 Hz: windowed-sinc (Lanczos, a = 4) interpolation whose cut-off is the lower
- *   Nyquist frequency, so downsampling is anti-aliased; identity when fs is already 500.
+ *   Nyquist frequency, so downsampling is anti-aliased; identity when fs is already 500. Only the output
+ *   window that is kept is computed, so a long recording costs no more than 10 s of it.
  * - Length: longer than 5000 -> centre crop (keeps the middle 10 s); shorter -> padded at the end with
  *   each lead's last value (keeps sample 0 = recording start, no step); both warn. Under 2 s -> error.
- * - NaN/Inf and flat (std < 1 uV) input leads -> DataError.
  */
-import { DataError, assertFinite } from '../errors';
+import { DataError } from '../errors';
 import { LEAD_NAMES, type LeadName } from '../phantom/ecg';
+import { type EcgCheckMode, type EcgRecording, checkHeartRate, screenEcgRecording } from './ecg-checks';
 
-export interface EcgRecording {
-  /** One Float32Array per signal, physical units converted to mV. */
-  signals: Float32Array[];
-  leadNames: string[];
-  fs: number;
-  source: string;
-}
+export type { EcgCheckMode, EcgRecording } from './ecg-checks';
+export { ECG_CHECK_MODES } from './ecg-checks';
 
 export interface PrepareEcgOptions {
-  /** Error on a missing lead instead of filling zeros. */
+  /** Error on a missing lead instead of filling zeros; the same as checks: 'strict'. */
   strict?: boolean;
+  /** How doubtful input is handled (ecg-checks.ts): 'strict', 'normal' (default) or 'lenient'. */
+  checks?: EcgCheckMode;
   targetFs?: number;
   targetLength?: number;
   /** Where an unnamed single lead goes (default 'II'). */
@@ -39,6 +41,8 @@ export interface PreparedEcg {
   warnings: string[];
   /** For each output lead, the input signal index used, 'derived', or null (zeros). */
   mapping: (number | 'derived' | null)[];
+  /** Median-RR heart rate measured on lead II (or the largest lead), null when unmeasurable. */
+  heartRateBpm: number | null;
 }
 
 const ALIASES: Record<string, LeadName> = {
@@ -59,17 +63,22 @@ function sinc(x: number): number {
   return Math.sin(px) / px;
 }
 
-/** Lanczos (a = 4) resampling of one signal from fsIn to fsOut, anti-aliased when downsampling. */
-export function resampleSignal(signal: ArrayLike<number>, fsIn: number, fsOut: number): Float32Array {
-  if (fsIn === fsOut) return Float32Array.from(signal);
-  const a = 4;
+/**
+ * Lanczos (a = 4) resampling of one signal from fsIn to fsOut, anti-aliased when downsampling. Output
+ * sample j lies at input time j * fsIn / fsOut; `start` and `count` select a window of the full output
+ * (round(length * fsOut / fsIn) samples) so a crop does not compute what it throws away.
+ */
+export function resampleSignal(signal: ArrayLike<number>, fsIn: number, fsOut: number, start = 0, count?: number): Float32Array {
   const ratio = fsOut / fsIn;
+  const fullLength = fsIn === fsOut ? signal.length : Math.max(1, Math.round(signal.length * ratio));
+  const outLength = count ?? fullLength - start;
+  if (fsIn === fsOut) return Float32Array.from({ length: outLength }, (_, j) => signal[start + j]);
+  const a = 4;
   const cutoff = Math.min(1, ratio); // in units of the input Nyquist
-  const outLength = Math.max(1, Math.round(signal.length * ratio));
   const out = new Float32Array(outLength);
   const half = a / cutoff;
-  for (let j = 0; j < outLength; j++) {
-    const t = j / ratio;
+  for (let k = 0; k < outLength; k++) {
+    const t = (start + k) / ratio;
     const i0 = Math.max(0, Math.ceil(t - half));
     const i1 = Math.min(signal.length - 1, Math.floor(t + half));
     let acc = 0;
@@ -80,66 +89,58 @@ export function resampleSignal(signal: ArrayLike<number>, fsIn: number, fsOut: n
       acc += w * signal[i];
       wsum += w;
     }
-    out[j] = wsum !== 0 ? acc / wsum : 0;
+    out[k] = wsum !== 0 ? acc / wsum : 0;
   }
   return out;
-}
-
-function stdOf(x: Float32Array): number {
-  let mean = 0;
-  for (const v of x) mean += v;
-  mean /= x.length;
-  let s = 0;
-  for (const v of x) s += (v - mean) ** 2;
-  return Math.sqrt(s / x.length);
 }
 
 export function prepareEcg(rec: EcgRecording, options: PrepareEcgOptions = {}): PreparedEcg {
   const targetFs = options.targetFs ?? 500;
   const targetLength = options.targetLength ?? 5000;
-  const warnings: string[] = [];
+  const mode: EcgCheckMode = options.strict ? 'strict' : options.checks ?? 'normal';
   const src = rec.source;
-  if (rec.signals.length === 0) throw new DataError(src, 'recording holds no signals');
-  if (rec.signals.length !== rec.leadNames.length) {
-    throw new DataError(src, `${rec.signals.length} signals but ${rec.leadNames.length} lead names`);
-  }
-  if (!(rec.fs > 0)) throw new DataError(src, `invalid sampling frequency ${rec.fs}`);
-  const length = rec.signals[0].length;
-  if (rec.signals.some((s) => s.length !== length)) throw new DataError(src, 'signals have different lengths');
-  if (length / rec.fs < 2) throw new DataError(src, `recording is ${(length / rec.fs).toFixed(2)} s long; at least 2 s needed`);
-  rec.signals.forEach((s, i) => {
-    assertFinite(s, src, `lead ${rec.leadNames[i]}`);
-    if (stdOf(s) < 1e-3) throw new DataError(src, `lead ${rec.leadNames[i]} is a flat line (std < 1 uV)`);
-  });
+  const { warnings, unusable } = screenEcgRecording(rec, mode);
 
-  // Map input signals to standard leads.
+  // Map input signals to standard leads; unusable (flat) signals are skipped so a duplicate can stand in.
   const index = new Map<LeadName, number>();
+  const unnamed: string[] = [];
   rec.leadNames.forEach((name, i) => {
     const lead = canonicalLeadName(name);
+    if (!lead) unnamed.push(name);
+    if (unusable.has(i)) return;
     if (lead && !index.has(lead)) index.set(lead, i);
     else if (!lead && rec.signals.length > 1) warnings.push(`${src}: lead '${name}' not recognised; ignored`);
   });
-  if (rec.signals.length === 1 && index.size === 0) {
-    const as = options.singleLeadAs ?? 'II';
-    index.set(as, 0);
-    warnings.push(`${src}: single lead '${rec.leadNames[0]}' placed as lead ${as}`);
+  if (index.size === 0) {
+    if (rec.signals.length === 1 && !unusable.has(0)) {
+      const as = options.singleLeadAs ?? 'II';
+      index.set(as, 0);
+      warnings.push(`${src}: single lead '${rec.leadNames[0]}' placed as lead ${as}`);
+    } else if (unnamed.length === rec.signals.length) {
+      const names = rec.leadNames.map((n) => `'${n}'`).join(', ');
+      throw new DataError(src, `no lead could be identified: none of the ${rec.signals.length} signal names (${names}) is a standard lead (I, II, III, aVR, aVL, aVF, V1-V6 or an alias such as MLII); name the leads (WFDB: description at the end of each signal line; CSV: header row; NPY: leadNames)`);
+    } else {
+      throw new DataError(src, `no usable lead: ${[...unusable.values()].join('; ')}`);
+    }
   }
 
-  const resampled = rec.signals.map((s) => resampleSignal(s, rec.fs, targetFs));
-  if (rec.fs !== targetFs) warnings.push(`${src}: resampled ${rec.fs} Hz to ${targetFs} Hz (Lanczos-4 sinc)`);
-  const n = resampled[0].length;
-  const fitted = resampled.map((s) => {
-    if (n === targetLength) return s;
+  // Only the kept window is resampled: the centre crop of the full output, or all of it when shorter.
+  const fullLength = rec.fs === targetFs ? rec.signals[0].length : Math.max(1, Math.round(rec.signals[0].length * (targetFs / rec.fs)));
+  const cropStart = fullLength > targetLength ? Math.floor((fullLength - targetLength) / 2) : 0;
+  const kept = Math.min(fullLength, targetLength);
+  const used = new Set(index.values());
+  const fitted = rec.signals.map((s, i) => {
+    if (!used.has(i)) return null;
+    const r = resampleSignal(s, rec.fs, targetFs, cropStart, kept);
+    if (kept === targetLength) return r;
     const out = new Float32Array(targetLength);
-    if (n > targetLength) out.set(s.subarray(Math.floor((n - targetLength) / 2), Math.floor((n - targetLength) / 2) + targetLength));
-    else {
-      out.set(s);
-      out.fill(s[n - 1], n);
-    }
+    out.set(r);
+    out.fill(r[kept - 1], kept);
     return out;
   });
-  if (n > targetLength) warnings.push(`${src}: ${n} samples centre-cropped to ${targetLength}`);
-  if (n < targetLength) warnings.push(`${src}: ${n} samples padded to ${targetLength} with each lead's last value`);
+  if (rec.fs !== targetFs) warnings.push(`${src}: resampled ${rec.fs} Hz to ${targetFs} Hz (Lanczos-4 sinc)`);
+  if (fullLength > targetLength) warnings.push(`${src}: ${fullLength} samples centre-cropped to ${targetLength}`);
+  if (fullLength < targetLength) warnings.push(`${src}: ${fullLength} samples padded to ${targetLength} with each lead's last value`);
 
   const out = new Float32Array(12 * targetLength);
   const mapping: (number | 'derived' | null)[] = new Array(12).fill(null);
@@ -159,10 +160,25 @@ export function prepareEcg(rec: EcgRecording, options: PrepareEcgOptions = {}): 
 
   const missing = LEAD_NAMES.filter((_, li) => mapping[li] === null);
   if (missing.length) {
-    if (options.strict) throw new DataError(src, `missing lead(s) ${missing.join(', ')} (strict mode)`);
+    if (mode === 'strict') throw new DataError(src, `missing lead(s) ${missing.join(', ')} (strict mode)`);
     warnings.push(`${src}: missing lead(s) ${missing.join(', ')} filled with zeros`);
   }
-  return { data: out, warnings, mapping };
+
+  // Heart rate on lead II when present (or derived), else on the lead with the largest deflections.
+  let rateLead = 1;
+  if (mapping[1] === null) {
+    let best = -1;
+    LEAD_NAMES.forEach((_, li) => {
+      if (mapping[li] === null) return;
+      const row = out.subarray(li * targetLength, (li + 1) * targetLength);
+      let lo = Infinity, hi = -Infinity;
+      for (const v of row) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+      if (hi - lo > best) { best = hi - lo; rateLead = li; }
+    });
+  }
+  const rateSignal = out.subarray(rateLead * targetLength, rateLead * targetLength + kept);
+  const heartRateBpm = checkHeartRate(rateSignal, targetFs, LEAD_NAMES[rateLead], rec.fs, src, mode, warnings);
+  return { data: out, warnings, mapping, heartRateBpm };
 }
 
 /**

@@ -3,10 +3,14 @@
  * Physical value = (digital - baseline) / gain, converted to mV from the header's units (mV, uV, V).
  * Invalid-sample markers (-32768 in format 16, -2048 in format 212), truncated data, unsupported
  * formats and multi-segment records raise a DataError naming the file.
+ * Every header number is checked before it sizes anything: the sampling frequency must lie in
+ * 50-10,000 Hz, gains and baselines must be finite, and the sample count is checked against the .dat
+ * file's size before the samples are allocated, so a corrupted header cannot ask for gigabytes.
  */
 import { DataError } from '../errors';
-import { type DataFileSystem, dirName, joinPath, decodeText } from '../fs';
+import { type DataFileSystem, dirName, joinPath, decodeText, readInputFile } from '../fs';
 import type { EcgRecording } from '../preprocess/ecg';
+import { assertPlausibleFs } from '../preprocess/ecg-checks';
 
 export interface WfdbSignalSpec {
   file: string;
@@ -27,6 +31,8 @@ export interface WfdbHeader {
   nSignals: number;
   fs: number;
   nSamples: number;
+  /** True when the header gives no sampling frequency and the WFDB default (250 Hz) is used. */
+  fsDefaulted: boolean;
   signals: WfdbSignalSpec[];
 }
 
@@ -39,8 +45,8 @@ export function parseWfdbHeader(text: string, source: string): WfdbHeader {
   if (!Number.isInteger(nSignals) || nSignals < 1) throw new DataError(source, `invalid number of signals '${head[1]}'`);
   const fs = head[2] ? Number(head[2].split('/')[0].split('(')[0]) : 250;
   const nSamples = head[3] ? Number(head[3]) : NaN;
-  if (!(fs > 0)) throw new DataError(source, `invalid sampling frequency '${head[2]}'`);
-  if (!Number.isInteger(nSamples) || nSamples < 1) throw new DataError(source, 'header lacks the number of samples per signal');
+  assertPlausibleFs(fs, source);
+  if (!Number.isInteger(nSamples) || nSamples < 1) throw new DataError(source, head[3] ? `invalid number of samples per signal '${head[3]}'` : 'header lacks the number of samples per signal');
   if (lines.length < 1 + nSignals) throw new DataError(source, `header declares ${nSignals} signals but has ${lines.length - 1} signal lines`);
   const signals: WfdbSignalSpec[] = [];
   for (let i = 0; i < nSignals; i++) {
@@ -48,16 +54,22 @@ export function parseWfdbHeader(text: string, source: string): WfdbHeader {
     const fmt = /^(\d+)(?:x(\d+))?(?::(\d+))?(?:\+(\d+))?$/.exec(f[1] ?? '');
     if (!fmt) throw new DataError(source, `signal ${i}: cannot parse format '${f[1]}'`);
     const gainField = /^([-+\d.eE]+)?(?:\(([-\d]+)\))?(?:\/(\S+))?$/.exec(f[2] ?? '');
+    if (f[2] !== undefined && !gainField) throw new DataError(source, `signal ${i}: cannot parse the gain field '${f[2]}' (expected gain(baseline)/units)`);
     const adcZero = f[4] !== undefined ? Number(f[4]) : 0;
     let gain = gainField?.[1] !== undefined ? Number(gainField[1]) : 200;
     if (gain === 0) gain = 200;
+    const baseline = gainField?.[2] !== undefined ? Number(gainField[2]) : adcZero;
+    if (!Number.isFinite(gain)) throw new DataError(source, `signal ${i}: gain '${gainField?.[1]}' is not a finite number (ADC units per physical unit)`);
+    if (!Number.isSafeInteger(baseline)) throw new DataError(source, `signal ${i}: baseline / ADC zero '${gainField?.[2] ?? f[4]}' is not an integer`);
+    const byteOffset = fmt[4] ? Number(fmt[4]) : 0;
+    if (!Number.isSafeInteger(byteOffset)) throw new DataError(source, `signal ${i}: byte offset '${fmt[4]}' is out of range`);
     signals.push({
       file: f[0],
       format: Number(fmt[1]),
       samplesPerFrame: fmt[2] ? Number(fmt[2]) : 1,
-      byteOffset: fmt[4] ? Number(fmt[4]) : 0,
+      byteOffset,
       gain,
-      baseline: gainField?.[2] !== undefined ? Number(gainField[2]) : adcZero,
+      baseline,
       units: gainField?.[3] ?? 'mV',
       adcZero,
       initialValue: f[5] !== undefined ? Number(f[5]) : null,
@@ -65,7 +77,7 @@ export function parseWfdbHeader(text: string, source: string): WfdbHeader {
       description: f.slice(8).join(' ') || `sig${i}`,
     });
   }
-  return { record: head[0], nSignals, fs, nSamples, signals };
+  return { record: head[0], nSignals, fs, nSamples, fsDefaulted: !head[2], signals };
 }
 
 function unitScaleToMv(units: string, source: string): number {
@@ -116,6 +128,7 @@ export interface WfdbRecording extends EcgRecording {
 export function parseWfdb(headerText: string, datFiles: Map<string, Uint8Array>, source = 'wfdb'): WfdbRecording {
   const header = parseWfdbHeader(headerText, source);
   const warnings: string[] = [];
+  if (header.fsDefaulted) warnings.push(`${source}: the header gives no sampling frequency; the WFDB default ${header.fs} Hz is used`);
   const signals: Float32Array[] = new Array(header.nSignals);
   const byFile = new Map<string, number[]>();
   header.signals.forEach((s, i) => byFile.set(s.file, [...(byFile.get(s.file) ?? []), i]));
@@ -141,14 +154,14 @@ export function parseWfdb(headerText: string, datFiles: Map<string, Uint8Array>,
 export async function readWfdb(fs: DataFileSystem, path: string): Promise<WfdbRecording> {
   const headerPath = path.endsWith('.hea') ? path : `${path}.hea`;
   if (!(await fs.exists(headerPath))) throw new DataError(headerPath, 'WFDB header not found');
-  const text = decodeText(await fs.readFile(headerPath));
+  const text = decodeText(await readInputFile(fs, headerPath));
   const header = parseWfdbHeader(text, headerPath);
   const files = new Map<string, Uint8Array>();
   for (const spec of header.signals) {
     if (files.has(spec.file)) continue;
     const datPath = joinPath(dirName(headerPath), spec.file);
     if (!(await fs.exists(datPath))) throw new DataError(datPath, 'WFDB signal file not found');
-    files.set(spec.file, await fs.readFile(datPath));
+    files.set(spec.file, await readInputFile(fs, datPath));
   }
   return parseWfdb(text, files, headerPath);
 }
