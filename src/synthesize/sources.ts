@@ -16,6 +16,7 @@ import { parseNpyHeader, NPY_HEADER_PROBE_BYTES } from '../data/npy';
 import { generateSubject, phantomId } from '../data/phantom/subject';
 import { prepareEcg } from '../data/preprocess/ecg';
 import { readEcgFile } from '../data/readers/index';
+import { parseCsvRows, resolveListedPath } from '../data/build/pairs';
 import type { SplitName } from '../data/dataset';
 
 export type SourceLabel = string | number | null;
@@ -101,59 +102,38 @@ export async function datasetSources(fs: DataFileSystem, dir: string, splits: Sp
   return out;
 }
 
-/** Splits one CSV line, honouring double quotes. */
-function csvCells(line: string): string[] {
-  const cells: string[] = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i];
-    if (quoted) {
-      if (ch === '"' && line[i + 1] === '"') (cell += '"'), i++;
-      else if (ch === '"') quoted = false;
-      else cell += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') cells.push(cell), (cell = '');
-    else cell += ch;
-  }
-  cells.push(cell);
-  return cells.map((c) => c.trim());
-}
-
 /**
- * A CSV of ECG files: header `subject_id,ecg[,…]`; relative paths resolve against the CSV's folder; numeric
- * label cells become numbers; a `cmr` column is ignored (a `data build` pairs file can be reused).
+ * A CSV of ECG files: header `subject_id,ecg[,…]` (the `data build` pairs format; a `cmr` or `split` column is
+ * ignored); relative paths resolve against the CSV's folder; numeric label cells become numbers.
  */
 export async function fileSources(fs: DataFileSystem, csvPath: string, options: { fs?: number } = {}): Promise<SynthesisSource[]> {
-  const text = decodeText(await fs.readFile(csvPath));
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '' && !l.startsWith('#'));
-  if (lines.length < 2) throw new DataError(csvPath, 'needs a header line (subject_id,ecg[,labels…]) and at least one row');
-  const header = csvCells(lines[0]).map((h) => h.toLowerCase());
+  if (!(await fs.exists(csvPath))) throw new DataError(csvPath, 'file not found (--pairs)');
+  const rows = parseCsvRows(decodeText(await fs.readFile(csvPath)), csvPath);
+  if (rows.length < 2) throw new DataError(csvPath, 'needs a header line (subject_id,ecg[,labels…]) and at least one row');
+  const header = rows[0].cells.map((h) => h.trim().toLowerCase());
   const idCol = header.indexOf('subject_id');
   const ecgCol = header.indexOf('ecg');
-  if (idCol < 0 || ecgCol < 0) throw new DataError(csvPath, `header must name 'subject_id' and 'ecg' columns, got: ${lines[0]}`);
-  const base = csvPath.includes('/') ? csvPath.slice(0, csvPath.lastIndexOf('/')) : '.';
-  const seen = new Set<string>();
-  return lines.slice(1).map((line, k) => {
-    const cells = csvCells(line);
-    if (cells.length !== header.length) throw new DataError(csvPath, `line ${k + 2} has ${cells.length} cells, the header has ${header.length}`);
-    const id = cells[idCol];
-    if (!id) throw new DataError(csvPath, `line ${k + 2}: empty subject_id`);
-    if (seen.has(id)) throw new DataError(csvPath, `line ${k + 2}: subject_id '${id}' appears twice`);
-    seen.add(id);
-    const file = cells[ecgCol].startsWith('/') ? cells[ecgCol] : joinPath(base, cells[ecgCol]);
+  if (idCol < 0 || ecgCol < 0) throw new DataError(csvPath, `header must name 'subject_id' and 'ecg' columns, got: ${rows[0].cells.join(',')}`);
+  const seen = new Map<string, number>();
+  return rows.slice(1).map(({ cells, line }) => {
+    const id = cells[idCol] ?? '';
+    if (!id) throw new DataError(csvPath, `line ${line}: empty subject_id`);
+    if (seen.has(id)) throw new DataError(csvPath, `line ${line}: subject_id '${id}' repeats line ${seen.get(id)}`);
+    seen.set(id, line);
+    const file = resolveListedPath(csvPath, cells[ecgCol] ?? '');
+    if (!file) throw new DataError(csvPath, `line ${line}: empty ecg path`);
     const labels: Record<string, SourceLabel> = {};
     header.forEach((name, c) => {
-      if (c === idCol || c === ecgCol || name === 'cmr') return;
-      const raw = cells[c];
-      labels[name] = raw === '' ? null : Number.isFinite(Number(raw)) ? Number(raw) : raw;
+      if (c === idCol || c === ecgCol || name === 'cmr' || name === 'split') return;
+      const raw = cells[c] ?? '';
+      labels[rows[0].cells[c].trim()] = raw === '' ? null : Number.isFinite(Number(raw)) ? Number(raw) : raw;
     });
     return {
       id,
       labels,
       origin: file,
       async load() {
-        const recording = await readEcgFile(fs, file, options.fs !== undefined ? { fs: options.fs, npyFs: options.fs } : {});
+        const recording = await readEcgFile(fs, file, options.fs !== undefined ? { fs: options.fs } : {});
         const prepared = prepareEcg(recording);
         return { ecg: prepared.data, warnings: [...recording.warnings, ...prepared.warnings] };
       },

@@ -2,6 +2,7 @@
  * `runSynthesis`: a phantom ECG pool → a synthetic dataset that the training loader opens, with provenance;
  * the same rows whatever the batch size, the sharding (merged with `data merge`) or an interruption (resume).
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +21,7 @@ import { gpuEngine } from '../helpers/oracle';
 import { CONTENDED_TIMEOUT, tempDirMaker } from '../train/run-helpers';
 
 const tempDir = tempDirMaker('synthesize-');
+const repoRoot = join(__dirname, '../..');
 const LABELS: SynthesisOptions['labelColumns'] = [{ name: 'cls', type: 'string' }, { name: 'efProxy', type: 'number' }];
 
 const cmrRows = (dir: string, split = 'train') => readNpy(new Uint8Array(readFileSync(join(dir, split, 'cmr.npy'))), 'cmr');
@@ -86,6 +88,7 @@ describe('runSynthesis (GPU, tiny chain)', () => {
     for (const [i, out] of shards.entries()) await runSynthesis(fs, pipeline, { ...base(out, phantomSources(42, 0, 5)), shard: { index: i, count: 2 } });
     const merged = join(dir, 'merged');
     await mergeShards(fs, shards, merged, { qc: false });
+    expect(manifestOf(merged).synthesis).toEqual(manifestOf(whole).synthesis);
     expect(manifestOf(merged).subjects.map((s: { id: string }) => s.id)).toEqual(manifestOf(whole).subjects.map((s: { id: string }) => s.id));
     expect(maxAbsDiff(cmrRows(merged).data as Float32Array, cmrRows(whole).data as Float32Array)).toBeLessThan(1e-3);
 
@@ -105,5 +108,21 @@ describe('runSynthesis (GPU, tiny chain)', () => {
     expect(maxAbsDiff(cmrRows(resumed).data as Float32Array, cmrRows(whole).data as Float32Array)).toBeLessThan(1e-3);
     // Other sampler settings are another run: resuming with them is refused.
     await expect(runSynthesis(fs, pipeline, { ...base(resumed, phantomSources(42, 0, 5)), sample: { steps: 3, seed: 3 }, resume: true })).rejects.toThrow(/different build/);
+  }, CONTENDED_TIMEOUT);
+
+  it('npm run synthesize writes the dataset with the weights hash, and refuses a bad source', () => {
+    const out = join(tempDir(), 'cli');
+    const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/synthesize.ts', ...args], { cwd: repoRoot, encoding: 'utf8' });
+    const ok = cli(['--checkpoint', flowRun, '--out', out, '--phantom', '3', '--batch', '2', '--steps', '1', '--unconditional']);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/3 clip\(s\) generated/);
+    const manifest = manifestOf(out);
+    expect(manifest.synthesis.checkpointSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(manifest.synthesis.sampler.unconditional).toBe(true);
+    const bad = cli(['--checkpoint', flowRun, '--out', join(tempDir(), 'x'), '--ecg-data', join(out, 'nope')]);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/manifest\.json/);
+    const usage = cli(['--checkpoint', flowRun, '--out', out]);
+    expect(usage.status).toBe(2);
   }, CONTENDED_TIMEOUT);
 });

@@ -90,7 +90,13 @@ export async function mergeShards(fs: BuildFileSystem, shardDirs: string[], out:
   const identity: BuildIdentity = { ...first, shard: { index: 0, count: 1 } };
   delete (identity as Partial<BuiltDatasetManifest['build']>).rejected;
   delete (identity as Partial<BuiltDatasetManifest['build']>).rejectedFile;
-  const manifest = await writeDatasetDescription(fs, out, identity, merged, rejected);
+  let manifest = await writeDatasetDescription(fs, out, identity, merged, rejected);
+  // Shards of `npm run synthesize` describe their generation (weights hash, sampler) beside the build fields.
+  const synthesis = (shards[0].manifest as { synthesis?: unknown }).synthesis;
+  if (synthesis !== undefined) {
+    manifest = { ...manifest, generator: shards[0].manifest.generator, createdBy: shards[0].manifest.createdBy, synthesis } as BuiltDatasetManifest;
+    await fs.writeFile(joinPath(out, 'manifest.json'), JSON.stringify(manifest, null, 1));
+  }
   if (options.qc ?? true) await writeQcReport(fs, out, manifest);
   return manifest;
 }
