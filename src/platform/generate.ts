@@ -73,7 +73,7 @@ export async function generateStepwise(
   }
   const encodeSeconds = now();
 
-  const times = evaluationTimes(o.method, o.steps);
+  const times = evaluationTimes(o.method, o.steps, o.timeGrid);
   const dt = 1 / o.steps;
   const field = ditField(dit, tokens, o.guidance);
   const shape = [1, c.latentChannels, c.numFrames, c.latentSize[0], c.latentSize[1]];
