@@ -13,7 +13,7 @@ import { readSafetensors, writeSafetensors } from '../models/io/safetensors';
 import type { HostTensor } from '../models/io/tensor';
 import { joinPath } from '../data/fs';
 import { writeFileAtomic, type TrainFileSystem } from './files';
-import { assertSoundState, CheckpointIntegrityError, sealTensors, verifySealed } from './integrity';
+import { assertFiniteWeights, assertSoundState, CheckpointIntegrityError, sealTensors, verifySealed } from './integrity';
 import type { Json, StageMetadata } from './stage';
 
 export const CHECKPOINT_FORMAT = 'ecgflowcmr-train-checkpoint';
@@ -136,6 +136,46 @@ export async function loadCheckpoint(fs: TrainFileSystem, runDir: string, name: 
   checkStepConsistency(path, meta);
   if (!options.allowNonFinite) assertSoundState(path, file.tensors, 'Use another checkpoint (best, or an earlier copy) or retrain', ALLOW_NON_FINITE_FLAG);
   return { meta, tensors: file.tensors, warnings };
+}
+
+/**
+ * The checkpoint a resumed run continues from: `last`, or `best` (with a warning through `warn`) when
+ * `last` is missing, unreadable or fails its checks. With neither usable, the error of `last` is thrown.
+ */
+export async function resumeCheckpoint(fs: TrainFileSystem, runDir: string, warn: (message: string) => void): Promise<{ checkpoint: Checkpoint; from: CheckpointName }> {
+  try {
+    const checkpoint = await loadCheckpoint(fs, runDir, 'last');
+    checkpoint.warnings.forEach(warn);
+    return { checkpoint, from: 'last' };
+  } catch (lastError) {
+    if (!(await fs.exists(checkpointPath(runDir, 'best')))) throw lastError;
+    let checkpoint: Checkpoint;
+    try {
+      checkpoint = await loadCheckpoint(fs, runDir, 'best');
+    } catch {
+      throw lastError;
+    }
+    warn(`${(lastError as Error).message}\nresuming from the 'best' checkpoint instead (step ${checkpoint.meta.step}); the steps after it are repeated`);
+    checkpoint.warnings.forEach(warn);
+    return { checkpoint, from: 'best' };
+  }
+}
+
+export interface ReadWeightsOptions {
+  /** Accept NaN/Inf values (--allow-nonfinite-weights). */
+  allowNonFinite?: boolean;
+}
+
+/**
+ * A weights file (safetensors) for loading into a model: its content hashes verified when it has them
+ * (best-weights.safetensors does), and refused with NonFiniteWeightsError, naming the file and tensor, when
+ * a value is NaN/Inf (unless allowNonFinite).
+ */
+export async function readWeights(fs: TrainFileSystem, path: string, options: ReadWeightsOptions = {}): Promise<{ tensors: Map<string, HostTensor>; metadata: Record<string, string> }> {
+  const file = readSafetensors(await fs.readFile(path), { name: path });
+  verifySealed(path, file.tensors, file.metadata);
+  assertFiniteWeights(file.tensors, { source: path, allowNonFinite: options.allowNonFinite, optOut: ALLOW_NON_FINITE_FLAG });
+  return file;
 }
 
 /** Tensors under `prefix` with the prefix removed (e.g. the `model.` entries as a plain state dict). */

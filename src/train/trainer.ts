@@ -32,9 +32,9 @@ import { MetricsLog, type TrainRecord } from './metrics';
 import { lossCurveSvg } from './plot';
 import { Progress, type ProgressSink } from './progress';
 import { formatKernelProfile, type KernelProfile } from '../engine/profiler';
-import { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, checkpointPath, loadCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointMeta, type CheckpointName } from './checkpoint';
+import { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, checkpointPath, resumeCheckpoint, saveCheckpoint, type CheckpointMeta, type CheckpointName } from './checkpoint';
 import { CheckpointIntegrityError, findNonFinite, INTEGRITY_KEY, NonFiniteWeightsError, sealTensors } from './integrity';
-import { NonFiniteMonitor, nonFiniteStateError, NonFiniteTrainingError, type NonFinitePolicy } from './nonfinite';
+import { NonFiniteMonitor, nonFiniteStateError, NonFiniteTrainingError, type NonFiniteCounts, type NonFinitePolicy } from './nonfinite';
 import type { BaseStageConfig, Json, Stage, StageBatches, StageFactory } from './stage';
 
 export interface TrainerOptions {
@@ -58,6 +58,8 @@ export interface TrainerOptions {
   display?: { logEvery?: number; plotEvery?: number };
   /** What to do about NaN/Inf losses and gradients (default: stop after 3 consecutive, 25 with AMP). */
   nonFinite?: NonFinitePolicy;
+  /** Stage flow: load upstream weights with NaN/Inf values (refused by default). */
+  allowNonFiniteWeights?: boolean;
   /** Warnings (a checkpoint fallback, skipped metrics lines, non-finite steps); default console.warn. */
   warn?: (message: string) => void;
 }
@@ -74,6 +76,8 @@ export interface TrainSummary {
   stepsPerSecond: number;
   seconds: number;
   files: Record<string, string>;
+  /** Non-finite steps (skipped updates, NaN/Inf losses): the last streak and the run's total. */
+  nonFinite: NonFiniteCounts;
 }
 
 /** Keeps up to `ahead` future batches loading while the current step runs. */
@@ -138,31 +142,6 @@ export class Trainer {
     return options.warn ?? ((m) => console.warn(`warning: ${m}`));
   }
 
-  /**
-   * The checkpoint to resume from: `last`, or `best` (with a warning) when `last` is missing, unreadable or
-   * fails its checks. With neither usable, the error of `last` is thrown.
-   */
-  private static async resumePoint(options: TrainerOptions): Promise<{ checkpoint: Checkpoint; from: CheckpointName }> {
-    const { fs, runDir } = options;
-    const warn = Trainer.warner(options);
-    try {
-      const checkpoint = await loadCheckpoint(fs, runDir, 'last');
-      checkpoint.warnings.forEach(warn);
-      return { checkpoint, from: 'last' };
-    } catch (lastError) {
-      if (!(await fs.exists(checkpointPath(runDir, 'best')))) throw lastError;
-      let checkpoint: Checkpoint;
-      try {
-        checkpoint = await loadCheckpoint(fs, runDir, 'best');
-      } catch {
-        throw lastError;
-      }
-      warn(`${(lastError as Error).message}\nresuming from the 'best' checkpoint instead (step ${checkpoint.meta.step}); the steps after it are repeated`);
-      checkpoint.warnings.forEach(warn);
-      return { checkpoint, from: 'best' };
-    }
-  }
-
   /** Builds the stage from a fresh config or from the run directory's last checkpoint. */
   static async open<C extends BaseStageConfig>(factory: StageFactory<C>, config: C | null, options: TrainerOptions): Promise<Trainer> {
     const { fs, runDir, engine } = options;
@@ -174,10 +153,10 @@ export class Trainer {
       const checkpointDir = joinPath(runDir, 'checkpoints');
       for (const name of await fs.listDir(checkpointDir)) if (name.includes('.tmp-')) await fs.remove(joinPath(checkpointDir, name));
       for (const name of await fs.listDir(runDir)) if (name.includes('.tmp-')) await fs.remove(joinPath(runDir, name));
-      const { checkpoint, from } = await Trainer.resumePoint(options);
+      const { checkpoint, from } = await resumeCheckpoint(fs, runDir, Trainer.warner(options));
       const meta = checkpoint.meta;
       if (meta.stage !== factory.name) throw new Error(`${runDir} holds a '${meta.stage}' run, not '${factory.name}'`);
-      const stage = await factory.create(meta.config as unknown as C, { engine, fs });
+      const stage = await factory.create(meta.config as unknown as C, { engine, fs, allowNonFiniteWeights: options.allowNonFiniteWeights });
       try {
         const bpe = stage.train.batchesPerEpoch;
         if (meta.epoch * bpe + meta.batchInEpoch !== meta.step) {
@@ -193,7 +172,7 @@ export class Trainer {
       return new Trainer(options, stage, metrics, meta.step, meta.best, meta.elapsedSeconds, monitor);
     }
     if (!config) throw new Error('Trainer.open: a configuration is needed for a new run');
-    const stage = await factory.create(config, { engine, fs });
+    const stage = await factory.create(config, { engine, fs, allowNonFiniteWeights: options.allowNonFiniteWeights });
     // Written after create(): a stage may refine its config once the data is open (epoch length).
     await writeFileAtomic(fs, joinPath(runDir, 'config.json'), JSON.stringify(stage.config, null, 1) + '\n');
     const metrics = await MetricsLog.create(fs, metricsPath);
@@ -398,6 +377,7 @@ export class Trainer {
       stepsPerSecond: this.step > startStep ? stepsPerSecond : (trainRecords[trainRecords.length - 1]?.stepsPerSecond ?? 0),
       seconds: elapsed(),
       files,
+      nonFinite: this.nonFinite.state,
     };
     if (summary.completed) {
       files.summary = this.path('summary.json');
