@@ -242,7 +242,8 @@ export class Trainer {
     } catch (e) {
       state = `model state could not be read back (${(e as Error).message})`;
     }
-    error.message = `${error.message}. ${state}; nothing was saved after step ${this.lastSaved}`;
+    const saved = this.lastSaved > 0 ? `the checkpoints on disk are from step ${this.lastSaved} or earlier` : 'no checkpoint was written';
+    error.message = `${error.message}. ${state}; ${saved}`;
     return error;
   }
 
