@@ -8,7 +8,7 @@
  * tensor's bytes as little-endian u32 words (tail bytes zero-padded, byte length mixed in), printed as 16 hex
  * digits. Every lane update is a bijection of the lane state for a fixed word, so a change of any single
  * word (a flipped exponent bit, an edited value) always changes the hash; it is fast enough to run on
- * every save and load (0.75-1.0 GiB/s in Node 22 on a shared 2-core machine, measured on 64 MiB) and needs no
+ * every save and load (0.75-1.0 GiB/s in Node 20 on a shared 2-core machine, measured on 64 MiB) and needs no
  * platform crypto, so it works in a browser too.
  */
 import { findNonFinite, NonFiniteWeightsError, type NonFiniteReport } from '../models/io/state-dict';
