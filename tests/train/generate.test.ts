@@ -3,7 +3,9 @@
  * times (k + 0.5)/N and reproduces the analytic endpoint of fields affine in t, Heun is exact there and
  * second order on v = λx, guidance at scale 1 is the conditional pass. On the GPU: a tiny chain (untrained
  * PA-MAE and VAE, a 2-step flow run) generates deterministically, and `npm run generate` writes GIF,
- * NIfTI and NPY (and the side-by-side GIF with the phantom's ground truth).
+ * NIfTI and NPY (and the side-by-side GIF with the phantom's ground truth). NaN weights are refused at load
+ * (by the pipeline and by a flow run on top of them); with the opt-out, generation fails instead of writing
+ * an all-black clip.
  */
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, readFileSync } from 'node:fs';
@@ -110,11 +112,12 @@ describe('sampler (CPU reference backend)', () => {
 describe('generation with a tiny chain (GPU)', () => {
   const fs = new NodeTrainFileSystem();
   let flowRun = '';
+  let chain = { ecgRun: '', vaeRun: '' };
 
   beforeAll(async () => {
     const engine = await gpuEngine();
     const dir = tempDir();
-    const chain = await writeTinyChain(engine, fs, join(dir, 'chain'), { seed: 5, trainSubjects: 4 });
+    chain = await writeTinyChain(engine, fs, join(dir, 'chain'), { seed: 5, trainSubjects: 4 });
     const config = flowStage.resolveConfig(parseRunArgs(['--stage', 'flow', '--vae-run', chain.vaeRun, '--ecg-run', chain.ecgRun, '--steps', '2', '--batch', '2', '--val-every', '2']));
     config.valSubjects = 2;
     flowRun = join(dir, 'flow-run');
@@ -220,6 +223,22 @@ describe('generation with a tiny chain (GPU)', () => {
     expect(result.stderr).toContain('euler start times');
     expect(result.stderr).toMatch(/error: generation produced \d+ non-finite value/);
     expect(existsSync(join(out, 'phantom-s42-000003.npy'))).toBe(false);
+  }, CONTENDED_TIMEOUT);
+
+  it('a flow run on top of a PA-MAE run with NaN weights is refused, naming the file and tensor', async () => {
+    const engine = await gpuEngine();
+    const ecgRun = join(tempDir(), 'ecg-run');
+    cpSync(chain.ecgRun, ecgRun, { recursive: true });
+    const weights = join(ecgRun, 'best-weights.safetensors');
+    rewrite(weights, (tensors) => setValue(tensors, 'encoder.stem.0.weight', 2, -Infinity), { reseal: false });
+    const config = flowStage.resolveConfig(parseRunArgs(['--stage', 'flow', '--vae-run', chain.vaeRun, '--ecg-run', ecgRun, '--steps', '1', '--batch', '2']));
+    config.valSubjects = 2;
+    const runDir = join(tempDir(), 'flow');
+    const error = await train(flowStage, config, { engine, fs, runDir, progress: null }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NonFiniteWeightsError);
+    expect((error as Error).message).toContain(`${weights}: tensor 'encoder.stem.0.weight' holds 1 non-finite value(s) of `);
+    expect((error as Error).message).toContain('(first at index 2: -Infinity)');
+    expect((error as Error).message).toContain('--allow-nonfinite-weights');
   }, CONTENDED_TIMEOUT);
 
   it('usage errors exit with code 2 before starting the device', async () => {
