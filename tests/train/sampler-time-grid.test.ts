@@ -6,9 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import { keep } from '../../src/engine/scope';
 import type { Tensor } from '../../src/engine/tensor';
-import { add, mul } from '../../src/kernels/elementwise';
+import { assign } from '../../src/engine/create';
+import { add, mul, mulScalar } from '../../src/kernels/elementwise';
+import { Generator, randn } from '../../src/kernels/random';
 import { reshape } from '../../src/kernels/views';
-import { evaluationTimes, integrateFlow, SAMPLE_DEFAULTS, type TimeGrid } from '../../src/train/sampler';
+import { DIT_CONFIGS, EcgDiT } from '../../src/models/dit';
+import { evaluationTimes, integrateFlow, sampleLatents, SAMPLE_DEFAULTS, type TimeGrid } from '../../src/train/sampler';
 import { cpu, randomValues } from '../helpers/oracle';
 
 const values = async (t: Tensor) => Array.from(await t.data());
@@ -74,5 +77,26 @@ describe('sampler time grid', () => {
     expect(mid.times).toEqual(evaluationTimes('euler', steps, 'mid').map((t) => [Math.fround(t), Math.fround(t)]));
     const gap = Math.max(...mid.x.map((v, i) => Math.abs(v - reference.x[i])));
     expect(gap).toBeGreaterThan(1e-2);
+  });
+
+  it('sampleLatents (what FlowPipeline.generate and the CLI call) passes the grid to the integrator', async () => {
+    const gen = new Generator(21);
+    const dit = new EcgDiT({ backend: cpu.backend, gen }, DIT_CONFIGS.tiny);
+    // Non-zero adaLN outputs, so the velocity depends on t (they start zero-initialised).
+    let k = 0;
+    for (const [name, p] of dit.namedParameters()) if (name.includes('adaLN_modulation')) assign(p, Array.from({ length: p.size }, () => 0.2 * Math.sin(1.3 * ++k)));
+    const tokens = randn(cpu.backend, [1, 6, 24], gen);
+    const template = cpu.tensor(new Array(4 * 12).fill(0.1), [1, 4, 1, 3, 4]);
+    const options = { steps: 3, guidance: 1, alpha: 0.6, seed: 4 };
+    const manual = async (timeGrid: TimeGrid) => {
+      const start = add(template, mulScalar(randn(cpu.backend, [1, 4, 5, 3, 4], new Generator(4)), 0.6));
+      return values(integrateFlow(start, (x, t) => dit.forward(x, t, tokens), { steps: 3, method: 'euler', timeGrid }));
+    };
+    const start = await values(sampleLatents(dit, tokens, template, { ...options, timeGrid: 'start' }));
+    const mid = await values(sampleLatents(dit, tokens, template, options));
+    expect(start).toEqual(await manual('start'));
+    expect(mid).toEqual(await manual('mid'));
+    expect(Math.max(...start.map((v, i) => Math.abs(v - mid[i])))).toBeGreaterThan(1e-4);
+    dit.dispose();
   });
 });
