@@ -17,7 +17,7 @@ import { runCliMain } from './cli-main';
 import { NodeTrainFileSystem } from '../train/node-files';
 import { UsageError } from '../train/options';
 import { FlowPipeline } from '../train/pipeline';
-import { SAMPLE_DEFAULTS, SAMPLER_METHODS, type SamplerMethod } from '../train/sampler';
+import { SAMPLE_DEFAULTS, SAMPLER_METHODS, TIME_GRIDS, type SamplerMethod, type TimeGrid } from '../train/sampler';
 
 const USAGE = `usage: npm run generate -- --checkpoint FLOW_RUN_DIR --out DIR (--ecg FILE... | --phantom-index I...) [options]
 
@@ -38,10 +38,15 @@ const USAGE = `usage: npm run generate -- --checkpoint FLOW_RUN_DIR --out DIR (-
                          ceiling a perfect flow could reach (needs --gt or --phantom-gt)
   --steps N              integration steps (default ${SAMPLE_DEFAULTS.steps})
   --sampler euler|heun   euler: the reference (mid-interval time); heun: 2nd order, 2 evaluations per step
+  --time-grid mid|start  euler's evaluation time in step k of N: mid = (k + 0.5)/N (default, infer_flow.py),
+                         start = k/N (the reference's ECG_DiT.sample)
   --guidance S           classifier-free guidance scale (default ${SAMPLE_DEFAULTS.guidance}; none when <= 1)
   --alpha A              source noise scale (default ${SAMPLE_DEFAULTS.alpha} as the reference's inference; training used 0.8)
   --seed S               noise seed (default ${SAMPLE_DEFAULTS.seed}; input i uses hash(seed, i))
   --stage1-encoder       use the PA-MAE run's encoder, as the reference does, not the fine-tuned one
+  --allow-nonfinite-weights
+                         load weights that hold NaN/Inf values (refused by default); a non-finite clip
+                         still fails
 `;
 
 interface Args {
@@ -54,6 +59,8 @@ interface Args {
   phantomGt: boolean;
   steps: number;
   sampler: SamplerMethod;
+  timeGrid: TimeGrid;
+  allowNonFiniteWeights: boolean;
   guidance: number;
   alpha: number;
   seed: number;
@@ -81,6 +88,8 @@ function parseGenerateArgs(argv: string[]): Args {
     unconditional: false,
     reconstruct: false,
     ecgChecks: 'normal',
+    timeGrid: SAMPLE_DEFAULTS.timeGrid,
+    allowNonFiniteWeights: false,
   };
   const list: string[] = [];
   for (const a of argv) {
@@ -127,8 +136,12 @@ function parseGenerateArgs(argv: string[]): Args {
       const m = one();
       if (!(ECG_CHECK_MODES as readonly string[]).includes(m)) throw new UsageError(`--ecg-checks must be one of ${ECG_CHECK_MODES.join(', ')}, got '${m}'`);
       args.ecgChecks = m as EcgCheckMode;
-    }
-    else if (flag === '--sampler') {
+    } else if (flag === '--allow-nonfinite-weights') args.allowNonFiniteWeights = true;
+    else if (flag === '--time-grid') {
+      const g = one();
+      if (!(TIME_GRIDS as readonly string[]).includes(g)) throw new UsageError(`--time-grid must be one of ${TIME_GRIDS.join(', ')}, got '${g}'`);
+      args.timeGrid = g as TimeGrid;
+    } else if (flag === '--sampler') {
       const m = one();
       if (!(SAMPLER_METHODS as readonly string[]).includes(m)) throw new UsageError(`--sampler must be one of ${SAMPLER_METHODS.join(', ')}, got '${m}'`);
       args.sampler = m as SamplerMethod;
@@ -202,9 +215,9 @@ async function main(argv: string[]): Promise<number> {
   const engine = await Engine.webgpu();
   let pipeline: FlowPipeline | null = null;
   try {
-    pipeline = await FlowPipeline.load(engine, fs, args.checkpoint, { stage1Encoder: args.stage1Encoder });
+    pipeline = await FlowPipeline.load(engine, fs, args.checkpoint, { stage1Encoder: args.stage1Encoder, allowNonFiniteWeights: args.allowNonFiniteWeights });
     const adapter = engine.caps?.adapter;
-    process.stderr.write(`generating ${inputs.length} clip(s) with ${args.checkpoint} (${args.sampler}, ${args.steps} steps, guidance ${args.guidance}, alpha ${args.alpha}, seed ${args.seed}) on ${adapter?.description || adapter?.device || 'WebGPU'}\n`);
+    process.stderr.write(`generating ${inputs.length} clip(s) with ${args.checkpoint} (${args.sampler}${args.sampler === 'euler' ? ` ${args.timeGrid} times` : ''}, ${args.steps} steps, guidance ${args.guidance}, alpha ${args.alpha}, seed ${args.seed}) on ${adapter?.description || adapter?.device || 'WebGPU'}\n`);
     process.stderr.write(`weights: ${pipeline.weightsSource}; ECG encoder: ${args.stage1Encoder ? `stage 1 (${pipeline.encoderSource})` : 'fine-tuned'}\n`);
     const rows: string[] = [];
     // Ground truths at the model's geometry, in the layout `npm run evaluate -- --gt DIR` reads.
@@ -218,7 +231,7 @@ async function main(argv: string[]): Promise<number> {
       const atModelGeometry = (frames: number, size: number) => (truth ? resizeCine(truth, pipeline!.config.vaeInput ?? { frames, size }) : null);
       const out = args.reconstruct
         ? await pipeline.reconstruct(truth!)
-        : await pipeline.generate(await input.ecg(), { steps: args.steps, method: args.sampler, guidance: args.guidance, alpha: args.alpha, seed: args.seed, index: i, unconditional: args.unconditional });
+        : await pipeline.generate(await input.ecg(), { steps: args.steps, method: args.sampler, timeGrid: args.timeGrid, guidance: args.guidance, alpha: args.alpha, seed: args.seed, index: i, unconditional: args.unconditional });
       const gtModel = atModelGeometry(out.frames, out.height);
       const seconds = (performance.now() - started) / 1000;
       const dims = { frames: out.frames, height: out.height, width: out.width };

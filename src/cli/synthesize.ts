@@ -15,7 +15,7 @@ import { UsageError } from '../train/options';
 import { NodeTrainFileSystem } from '../train/node-files';
 import { FlowPipeline } from '../train/pipeline';
 import { formatDuration } from '../train/progress';
-import { SAMPLE_DEFAULTS, SAMPLER_METHODS, type SamplerMethod } from '../train/sampler';
+import { SAMPLE_DEFAULTS, SAMPLER_METHODS, TIME_GRIDS, type SamplerMethod, type TimeGrid } from '../train/sampler';
 import { runCliMain } from './cli-main';
 
 const USAGE = `usage: npm run synthesize -- --checkpoint FLOW_RUN --out DIR (--phantom N | --ecg-data DIR | --pairs FILE) [options]
@@ -42,6 +42,7 @@ output and scheduling:
 sampler (as npm run generate):
   --steps N              default ${SAMPLE_DEFAULTS.steps}
   --sampler euler|heun   default ${SAMPLE_DEFAULTS.method}
+  --time-grid mid|start  Euler's evaluation times: (k + 0.5)/N (infer_flow.py, default) or k/N (ECG_DiT.sample)
   --guidance S           default ${SAMPLE_DEFAULTS.guidance}
   --alpha A              default ${SAMPLE_DEFAULTS.alpha}
   --seed S               default ${SAMPLE_DEFAULTS.seed}; clip k uses noise hash(seed, k), k = the source's position
@@ -65,6 +66,7 @@ interface Args {
   split: SplitFractions;
   steps: number;
   sampler: SamplerMethod;
+  timeGrid: TimeGrid;
   guidance: number;
   alpha: number;
   seed: number;
@@ -75,7 +77,7 @@ interface Args {
 export function parseSynthesizeArgs(argv: string[]): Args {
   const args: Args = {
     checkpoint: '', out: '', phantom: 0, phantomSeed: 42, phantomStart: 0, ecgData: '', ecgSplits: [...SPLIT_NAMES], pairs: '',
-    batch: 4, shard: { index: 0, count: 1 }, resume: false, split: [1, 0, 0], steps: SAMPLE_DEFAULTS.steps, sampler: SAMPLE_DEFAULTS.method,
+    batch: 4, shard: { index: 0, count: 1 }, resume: false, split: [1, 0, 0], steps: SAMPLE_DEFAULTS.steps, sampler: SAMPLE_DEFAULTS.method, timeGrid: SAMPLE_DEFAULTS.timeGrid,
     guidance: SAMPLE_DEFAULTS.guidance, alpha: SAMPLE_DEFAULTS.alpha, seed: SAMPLE_DEFAULTS.seed, unconditional: false, stage1Encoder: false,
   };
   const list = argv.flatMap((a) => (a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a]));
@@ -128,7 +130,11 @@ export function parseSynthesizeArgs(argv: string[]): Args {
     else if (flag === '--seed') args.seed = int(0);
     else if (flag === '--unconditional') args.unconditional = true;
     else if (flag === '--stage1-encoder') args.stage1Encoder = true;
-    else if (flag === '--sampler') {
+    else if (flag === '--time-grid') {
+      const g = one();
+      if (!(TIME_GRIDS as readonly string[]).includes(g)) throw new UsageError(`--time-grid must be one of ${TIME_GRIDS.join(', ')}, got '${g}'`);
+      args.timeGrid = g as TimeGrid;
+    } else if (flag === '--sampler') {
       const m = one();
       if (!(SAMPLER_METHODS as readonly string[]).includes(m)) throw new UsageError(`--sampler must be one of ${SAMPLER_METHODS.join(', ')}, got '${m}'`);
       args.sampler = m as SamplerMethod;
@@ -189,7 +195,7 @@ async function main(argv: string[]): Promise<number> {
     const result = await runSynthesis(fs, pipeline, {
       out: args.out, sources, labelColumns, sourceKind, checkpoint: args.checkpoint, checkpointSha256: sha, batch: args.batch,
       shard: args.shard, resume: args.resume, fractions: args.split,
-      sample: { steps: args.steps, method: args.sampler, guidance: args.guidance, alpha: args.alpha, seed: args.seed, unconditional: args.unconditional },
+      sample: { steps: args.steps, method: args.sampler, timeGrid: args.timeGrid, guidance: args.guidance, alpha: args.alpha, seed: args.seed, unconditional: args.unconditional },
       onWarning: (w) => process.stderr.write(`${tty ? '\r\x1b[2K' : ''}warning: ${w}\n`),
       onProgress: (done, total, rate) => {
         const eta = rate > 0 ? formatDuration((total - done) / rate) : '?';

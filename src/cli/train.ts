@@ -7,7 +7,8 @@ import { NodeTrainFileSystem } from '../train/node-files';
 import { defaultRunDir, parseRunArgs, UsageError, USAGE } from '../train/options';
 import { STAGES } from '../train/stages';
 import { train } from '../train/trainer';
-import { loadCheckpoint } from '../train/checkpoint';
+import { resumeCheckpoint } from '../train/checkpoint';
+import { NON_FINITE_EXIT_CODE, NonFiniteTrainingError } from '../train/nonfinite';
 import { AMP_NEEDS_F16 } from '../train/stage-common';
 import { runCliMain } from './cli-main';
 
@@ -15,7 +16,8 @@ async function main(argv: string[]): Promise<number> {
   const options = parseRunArgs(argv);
   const fs = new NodeTrainFileSystem();
   if (options.resume) {
-    const stored = (await loadCheckpoint(fs, options.resume, 'last')).meta.stage;
+    // Only to learn the stage: the trainer checks the checkpoint again and reports any fallback to 'best'.
+    const stored = (await resumeCheckpoint(fs, options.resume, () => undefined)).checkpoint.meta.stage;
     if (options.stage && options.stage !== stored) throw new UsageError(`${options.resume} holds a '${stored}' run, not '${options.stage}'`);
     options.stage = stored;
   }
@@ -31,24 +33,35 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError(`${runDir} already holds a run; use --resume ${runDir} to continue it or choose another --out`);
   }
   const config = options.resume ? null : factory.resolveConfig(options);
-  const amp = options.resume ? Boolean((await loadCheckpoint(fs, runDir, 'last')).meta.config.amp) : Boolean(options.amp);
+  const amp = options.resume ? Boolean((await resumeCheckpoint(fs, runDir, () => undefined)).checkpoint.meta.config.amp) : Boolean(options.amp);
   const engine = await Engine.webgpu();
   try {
     if (amp && !engine.caps?.f16) throw new UsageError(AMP_NEEDS_F16);
     const adapter = engine.caps?.adapter;
     process.stderr.write(`${options.resume ? 'resuming' : 'training'} stage '${options.stage}' (${config ? `config ${config.preset}, ${config.totalSteps} steps, batch ${config.batchSize}` : `from ${runDir}`}${amp ? ', mixed precision' : ''}) on ${adapter?.description || adapter?.device || 'WebGPU'}\n`);
-    const summary = await train(factory, config, {
-      engine,
-      fs,
-      runDir,
-      resume: Boolean(options.resume),
-      profileSteps: options.profileSteps ?? 0,
-      display: { logEvery: options.overrides.logEvery, plotEvery: options.overrides.plotEvery },
-      progress: options.quiet ? null : { write: (t) => process.stderr.write(t), isTTY: Boolean(process.stderr.isTTY), columns: process.stderr.columns },
-    });
+    let summary;
+    try {
+      summary = await train(factory, config, {
+        engine,
+        fs,
+        runDir,
+        resume: Boolean(options.resume),
+        profileSteps: options.profileSteps ?? 0,
+        display: { logEvery: options.overrides.logEvery, plotEvery: options.overrides.plotEvery },
+        progress: options.quiet ? null : { write: (t) => process.stderr.write(t), isTTY: Boolean(process.stderr.isTTY), columns: process.stderr.columns },
+        nonFinite: { action: options.onNonFinite ?? 'stop', limit: options.nonFiniteLimit },
+        allowNonFiniteWeights: options.allowNonFiniteWeights,
+      });
+    } catch (e) {
+      // A diverged run is an expected outcome with its own exit code (docs/TRAINING.md § Non-finite values).
+      if (!(e instanceof NonFiniteTrainingError)) throw e;
+      process.stderr.write(`error: ${e.message}\n`);
+      return NON_FINITE_EXIT_CODE;
+    }
     const loss = (v: number | null) => (v === null ? '-' : v.toPrecision(4));
     console.log(`done: ${summary.steps}/${summary.totalSteps} steps in ${summary.seconds.toFixed(1)} s (${summary.stepsPerSecond.toFixed(2)} steps/s)`);
     console.log(`loss ${loss(summary.firstLoss)} → ${loss(summary.lastLoss)}; best validation ${summary.best.name ?? ''} ${loss(summary.best.score)} at step ${summary.best.step ?? '-'}`);
+    if (summary.nonFinite.total) console.log(`non-finite steps: ${summary.nonFinite.total} (updates skipped; see nonfinite in ${summary.files.metrics})`);
     console.log('written:');
     for (const [what, path] of Object.entries(summary.files)) console.log(`  ${what.padEnd(15)} ${path}`);
     return 0;

@@ -3,7 +3,7 @@
  *
  * - referenceRPeaks: the reference code's threshold detector, exactly (used to build stage-1 targets).
  * - robustRPeaks (rpeaks-robust.ts): a Pan-Tompkins-style detector for noisy / arrhythmic recordings.
- * - phaseTargets: [sin phi, cos phi] on the 625-step grid.
+ * - phaseAngles / phaseTargets: the reference's linspace phase and [sin phi, cos phi] on the 625-step grid.
  * - selectCycle: the window of one cardiac cycle on the 625 grid from a predicted phase, 'faithful'
  *   (the reference's atan2 wrap at phi = pi, i.e. mid R-R to mid R-R) or 'fixed' (R peak to R peak).
  * - resizeLinear1d: PyTorch's linear interpolation (align_corners = false) of a (C, L) window.
@@ -43,22 +43,35 @@ export function referenceRPeaks(signal: ArrayLike<number>, fs = 500): number[] {
 }
 
 /**
- * Ground-truth phase of a recording of `length` samples with R peaks at `rPeaks` (sample indices):
- * phi rises linearly 0 -> 2 pi over each R-R interval, end point included (a later interval overwrites
- * the shared R sample with 0, as the reference's slice assignment does); phi = 0 before the first and
- * after the last peak, and everywhere with fewer than 2 peaks. Decimated by taking every 8th sample.
- * Returns (2, length/8) row-major: row 0 = sin phi, row 1 = cos phi.
+ * Ground-truth phase angle (float64, full rate) of a recording of `length` samples with R peaks at `rPeaks`,
+ * exactly as the reference builds it: phase = zeros(length); for each consecutive pair (start, end):
+ * phase[start:end] = np.linspace(0, 2 pi, end - start). So phi(i) = (i - start) * 2 pi / (end - start - 1)
+ * on [start, end - 1), phi(end - 1) = 2 pi exactly (numpy writes the stop value into the last slot), and the
+ * sample `end` itself belongs to the next interval (phi = 0 there). A one-sample interval gets phi = 0.
+ * Before the first and from the last peak on (the last peak included), phi = 0; with fewer than 2 peaks
+ * phi = 0 everywhere. Peaks outside [0, length) are dropped; duplicates are ignored.
  */
-export function phaseTargets(rPeaks: readonly number[], length = 5000, decimation = PHASE_DECIMATION): Float32Array {
+export function phaseAngles(rPeaks: readonly number[], length = 5000): Float64Array {
   const phi = new Float64Array(length);
-  const peaks = [...rPeaks].filter((p) => p >= 0 && p < length).sort((a, b) => a - b);
+  const peaks = [...new Set(rPeaks)].filter((p) => Number.isInteger(p) && p >= 0 && p < length).sort((a, b) => a - b);
   for (let k = 0; k + 1 < peaks.length; k++) {
     const start = peaks[k];
-    const end = peaks[k + 1];
-    const span = end - start;
-    if (span <= 0) continue;
-    for (let i = start; i <= end; i++) phi[i] = (2 * Math.PI * (i - start)) / span;
+    const count = peaks[k + 1] - start;
+    if (count < 2) continue; // linspace(0, 2 pi, 1) = [0]: already zero
+    // Same float64 arithmetic as numpy.linspace: step = (stop - start) / (num - 1); y[i] = i * step + 0.
+    const step = (2 * Math.PI) / (count - 1);
+    for (let i = 0; i < count - 1; i++) phi[start + i] = i * step;
+    phi[start + count - 1] = 2 * Math.PI;
   }
+  return phi;
+}
+
+/**
+ * Stage-1 phase targets: phaseAngles decimated by taking every `decimation`-th sample, as (2, steps)
+ * row-major float32: row 0 = sin phi, row 1 = cos phi (the reference's target, spec 2.5).
+ */
+export function phaseTargets(rPeaks: readonly number[], length = 5000, decimation = PHASE_DECIMATION): Float32Array {
+  const phi = phaseAngles(rPeaks, length);
   const steps = Math.ceil(length / decimation);
   const out = new Float32Array(2 * steps);
   for (let s = 0; s < steps; s++) {

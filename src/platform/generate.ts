@@ -15,7 +15,7 @@ import type { Tensor } from '../engine/tensor';
 import { add, full, mulScalar } from '../kernels/elementwise';
 import { Generator, randn } from '../kernels/random';
 import { alignTokens, cycleWindowsFromHost } from '../models/pamae';
-import type { FlowPipeline, GeneratedClip } from '../train/pipeline';
+import { assertFiniteOutput, type FlowPipeline, type GeneratedClip } from '../train/pipeline';
 import { decodeToUnitRange, ditField, evaluationTimes, SAMPLE_DEFAULTS, type FlowSampleOptions } from '../train/sampler';
 import { ecgModelInput } from '../train/stage-flow-data';
 
@@ -73,7 +73,7 @@ export async function generateStepwise(
   }
   const encodeSeconds = now();
 
-  const times = evaluationTimes(o.method, o.steps);
+  const times = evaluationTimes(o.method, o.steps, o.timeGrid);
   const dt = 1 / o.steps;
   const field = ditField(dit, tokens, o.guidance);
   const shape = [1, c.latentChannels, c.numFrames, c.latentSize[0], c.latentSize[1]];
@@ -107,6 +107,8 @@ export async function generateStepwise(
   const [clipHost, latentHost] = await Promise.all([clip.data(), x.data()]);
   clip.dispose();
   x.dispose();
+  assertFiniteOutput('sampled latent', latentHost);
+  assertFiniteOutput('decoded clip', clipHost, [0, 1]);
   const total = now();
   onProgress({ phase: 'done', step: o.steps, steps: o.steps, seconds: total });
   const perStep = 5000 / featureSteps;

@@ -19,18 +19,10 @@ import type { Tensor } from '../engine/tensor';
 import { add, mulScalar, zerosLike } from '../kernels/elementwise';
 import { concat } from '../kernels/layout';
 import { Generator, randn } from '../kernels/random';
-import type { FlowPipeline, GeneratedClip } from '../train/pipeline';
+import { assertFiniteOutput, type FlowPipeline, type GeneratedClip } from '../train/pipeline';
 import { SAMPLE_DEFAULTS, decodeToUnitRange, ditField, integrateFlow, type FlowSampleOptions } from '../train/sampler';
 import { ecgModelInput } from '../train/stage-flow-data';
 import { encodeEcgTokens } from '../train/stage-flow';
-
-/** A generated clip that is not finite: the chain's weights or the input are broken. */
-export class SynthesisError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SynthesisError';
-  }
-}
 
 export interface BatchItem {
   /** 12 × 5000 at 500 Hz, as the data layer prepares it. */
@@ -56,7 +48,7 @@ function batchNoise(pipeline: FlowPipeline, items: readonly BatchItem[], seed: n
 }
 
 /**
- * Generates one clip per item in a single batch. Throws a SynthesisError naming the item when a clip
+ * Generates one clip per item in a single batch. Throws a NonFiniteOutputError naming the item when a clip
  * holds NaN/Inf (a diverged checkpoint would otherwise decode to an all-black clip).
  */
 export async function generateBatch(pipeline: FlowPipeline, items: readonly BatchItem[], options: FlowSampleOptions = {}): Promise<GeneratedClip[]> {
@@ -72,7 +64,7 @@ export async function generateBatch(pipeline: FlowPipeline, items: readonly Batc
   const latents = noGrad(() => {
     const x0 = tidy(() => add(pipeline.template, mulScalar(noise, o.alpha)));
     const condition = o.unconditional ? zerosLike(tokens) : tokens;
-    const out = integrateFlow(x0, ditField(pipeline.dit, condition, o.unconditional ? 1 : o.guidance), { steps: o.steps, method: o.method });
+    const out = integrateFlow(x0, ditField(pipeline.dit, condition, o.unconditional ? 1 : o.guidance), { steps: o.steps, method: o.method, timeGrid: o.timeGrid });
     x0.dispose();
     if (condition !== tokens) condition.dispose();
     return out;
@@ -90,9 +82,8 @@ export async function generateBatch(pipeline: FlowPipeline, items: readonly Batc
     const clip = Float32Array.from(clipHost.subarray(b * clipSize, (b + 1) * clipSize));
     const latent = Float32Array.from(latentHost.subarray(b * latentSize, (b + 1) * latentSize));
     // The decoder output is clamped, so NaN survives only as NaN (clamp passes it through): check both.
-    if (!latent.every(Number.isFinite) || !clip.every(Number.isFinite)) {
-      throw new SynthesisError(`clip for input index ${item.index} holds non-finite values: the flow checkpoint (${pipeline.weightsSource}) or the ECG is broken`);
-    }
+    assertFiniteOutput(`latent of input index ${item.index}`, latent);
+    assertFiniteOutput(`clip of input index ${item.index}`, clip, [0, 1]);
     return { clip, latent, frames, height, width };
   });
 }

@@ -33,6 +33,7 @@ export interface SynthesisSettings {
   guidance: number;
   alpha: number;
   method: string;
+  timeGrid: string;
   seed: number;
   unconditional: boolean;
 }
@@ -90,7 +91,7 @@ export function syntheticId(sourceId: string): string {
 export async function runSynthesis(fs: BuildFileSystem, pipeline: FlowPipeline, options: SynthesisOptions): Promise<SynthesisResult> {
   const sample = { ...SAMPLE_DEFAULTS, ...options.sample };
   const settings: SynthesisSettings = {
-    steps: sample.steps, guidance: sample.guidance, alpha: sample.alpha, method: sample.method, seed: sample.seed, unconditional: sample.unconditional,
+    steps: sample.steps, guidance: sample.guidance, alpha: sample.alpha, method: sample.method, timeGrid: sample.timeGrid, seed: sample.seed, unconditional: sample.unconditional,
   };
   if (!Number.isInteger(options.batch) || options.batch < 1) throw new DataError('--batch', `must be a positive integer, got ${options.batch}`);
   const shard = options.shard ?? { index: 0, count: 1 };

@@ -6,6 +6,8 @@ export * from './metrics';
 export * from './plot';
 export * from './progress';
 export * from './checkpoint';
+export * from './integrity';
+export * from './nonfinite';
 export * from './trainer';
 export * from './ecg-data';
 export { ecgStage, type EcgStageConfig } from './stage-ecg';

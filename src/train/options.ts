@@ -2,6 +2,7 @@
  * Stage-independent run options: what the CLI (or a browser page) asks for before a stage turns them
  * into its own resolved configuration. Parsing lives here so every stage accepts the same flags.
  */
+import { NON_FINITE_ACTIONS, type NonFiniteAction } from './nonfinite';
 
 export const PRESETS = ['tiny', 'cpu', 'small', 'paper'] as const;
 export type Preset = (typeof PRESETS)[number];
@@ -42,6 +43,11 @@ export interface RunOptions {
   quiet: boolean;
   /** Kernel-profile this many steps (profile.json / profile.txt in the run directory); 0 = off. */
   profileSteps?: number;
+  /** NaN/Inf losses or gradients: stop after `limit` consecutive (default) or skip them (nonfinite.ts). */
+  onNonFinite?: NonFiniteAction;
+  nonFiniteLimit?: number;
+  /** Stage flow: load upstream weights even with NaN/Inf values (refused by default). */
+  allowNonFiniteWeights?: boolean;
 }
 
 export const USAGE = `usage: npm run train -- --stage ecg [options]
@@ -70,6 +76,13 @@ export const USAGE = `usage: npm run train -- --stage ecg [options]
   --log-every N          progress line every N steps when stderr is not a terminal (default 10)
   --quiet                no progress output
   --profile N            time every GPU kernel of N steps (after the first) → profile.txt, profile.json
+  --on-nonfinite stop|skip
+                         NaN/Inf loss or gradients: the step's update is skipped on the device either way;
+                         stop (default) ends the run (exit code 3) after --nonfinite-limit such steps in a row,
+                         skip goes on and counts them (metrics.jsonl: nonfinite.skippedSteps)
+  --nonfinite-limit N    consecutive non-finite steps before 'stop' stops (default 3; 25 with --amp)
+  --allow-nonfinite-weights
+                         stage flow: load VAE/PA-MAE weights that hold NaN/Inf values (refused by default)
 `;
 
 const INTEGER_FLAGS: Record<string, keyof RunOverrides> = {
@@ -104,6 +117,17 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
     };
     if (flag === '--quiet') options.quiet = true;
     else if (flag === '--amp') options.amp = true;
+    else if (flag === '--allow-nonfinite-weights') options.allowNonFiniteWeights = true;
+    else if (flag === '--on-nonfinite') {
+      const a = value();
+      if (!(NON_FINITE_ACTIONS as readonly string[]).includes(a)) throw new UsageError(`--on-nonfinite must be one of ${NON_FINITE_ACTIONS.join(', ')}, got '${a}'`);
+      options.onNonFinite = a as NonFiniteAction;
+    } else if (flag === '--nonfinite-limit') {
+      const raw = value();
+      const n = Number(raw);
+      if (!Number.isInteger(n) || n < 1) throw new UsageError(`--nonfinite-limit must be an integer ≥ 1, got '${raw}'`);
+      options.nonFiniteLimit = n;
+    }
     else if (flag === '--stage') options.stage = value();
     else if (flag === '--config' || flag === '--preset') {
       const p = value();

@@ -15,12 +15,12 @@ import { noGrad } from '../engine/autograd';
 import type { Engine } from '../engine/engine';
 import type { Tensor } from '../engine/tensor';
 import { Generator } from '../kernels/random';
-import { readSafetensors } from '../models/io/safetensors';
 import type { HostTensor } from '../models/io/tensor';
 import { EcgDiT } from '../models/dit';
 import { EcgEncoder } from '../models/pamae';
 import { VAE3d } from '../models/vae3d';
-import { checkpointPath, loadCheckpoint, withoutPrefix } from './checkpoint';
+import { ALLOW_NON_FINITE_FLAG, checkpointPath, loadCheckpoint, readWeights, withoutPrefix } from './checkpoint';
+import { assertFiniteWeights } from './integrity';
 import { resizeCine } from './cine-data';
 import type { TrainFileSystem } from './files';
 import { decodeToUnitRange, sampleLatents, SAMPLE_DEFAULTS, type FlowSampleOptions } from './sampler';
@@ -30,6 +30,33 @@ import { encodeEcgTokens, readRunConfig, type FlowStageConfig } from './stage-fl
 export interface PipelineOptions {
   /** Use the PA-MAE run's encoder (the reference's inference) instead of the fine-tuned one. */
   stage1Encoder?: boolean;
+  /**
+   * Load weights with NaN/Inf values (refused by default, naming the file and tensor). Generation still
+   * fails on a non-finite output: this only lets one look at what such weights do.
+   */
+  allowNonFiniteWeights?: boolean;
+}
+
+/** A generated latent or clip with NaN/Inf values: the weights or the input are broken; nothing is written. */
+export class NonFiniteOutputError extends Error {
+  constructor(readonly what: string, readonly count: number, readonly total: number) {
+    super(
+      `generation produced ${count} non-finite value(s) of ${total} in the ${what}; refusing to write a clip from it ` +
+        '(it would be all black). The weights are probably diverged (check the training run for NaN losses) or the ECG holds NaN/Inf',
+    );
+    this.name = 'NonFiniteOutputError';
+  }
+}
+
+/** Throws NonFiniteOutputError when `values` hold NaN/Inf, or values outside [lo, hi]. */
+export function assertFiniteOutput(what: string, values: ArrayLike<number>, range?: [number, number]): void {
+  let bad = 0;
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) bad++;
+  if (bad) throw new NonFiniteOutputError(what, bad, values.length);
+  if (!range) return;
+  for (let i = 0; i < values.length; i++) {
+    if (values[i] < range[0] || values[i] > range[1]) throw new Error(`generation: the ${what} has a value ${values[i]} at ${i}, outside [${range[0]}, ${range[1]}]`);
+  }
 }
 
 export interface GeneratedClip {
@@ -68,21 +95,23 @@ export class FlowPipeline {
       const best = joinPath(flowRunDir, 'best-weights.safetensors');
       let weights: Map<string, HostTensor>;
       let weightsSource: string;
+      const allowNonFinite = options.allowNonFiniteWeights;
       if (await fs.exists(best)) {
-        weights = readSafetensors(await fs.readFile(best), { name: best }).tensors;
+        weights = (await readWeights(fs, best, { allowNonFinite })).tensors;
         weightsSource = best;
       } else {
-        weights = withoutPrefix((await loadCheckpoint(fs, flowRunDir, 'last')).tensors, 'model.');
+        weights = withoutPrefix((await loadCheckpoint(fs, flowRunDir, 'last', { allowNonFinite })).tensors, 'model.');
         weightsSource = checkpointPath(flowRunDir, 'last');
       }
       dit.loadStateDict(withoutPrefix(weights, 'dit.'));
       let encoderSource = weightsSource;
       if (options.stage1Encoder) {
         encoderSource = config.files.ecgWeights;
-        encoder.loadStateDict(withoutPrefix(readSafetensors(await fs.readFile(encoderSource), { name: encoderSource }).tensors, 'encoder.'));
+        encoder.loadStateDict(withoutPrefix((await readWeights(fs, encoderSource, { allowNonFinite })).tensors, 'encoder.'));
       } else encoder.loadStateDict(withoutPrefix(weights, 'encoder.'));
-      vae.loadCheckpoint(readSafetensors(await fs.readFile(config.files.vaeWeights), { name: config.files.vaeWeights }).tensors);
+      vae.loadCheckpoint((await readWeights(fs, config.files.vaeWeights, { allowNonFinite })).tensors);
       const templateHost = weights.get('template') ?? (await readTemplate(fs, config.vaeRun));
+      assertFiniteWeights([['template', templateHost]], { source: `${flowRunDir} (anatomy template)`, allowNonFinite, optOut: ALLOW_NON_FINITE_FLAG });
       template = engine.tensor(templateHost.toFloat32(), [...templateHost.shape]);
       for (const m of [dit, encoder, vae]) m.eval();
       return new FlowPipeline(engine, config, dit, encoder, vae, template, weightsSource, encoderSource);
@@ -114,6 +143,9 @@ export class FlowPipeline {
     const [clipHost, latentHost] = await Promise.all([clip.data(), latent.data()]);
     clip.dispose();
     latent.dispose();
+    // Clamping may turn NaN into a valid-looking 0 (black) on the device: check the latent as well.
+    assertFiniteOutput('sampled latent', latentHost);
+    assertFiniteOutput('decoded clip', clipHost, [0, 1]);
     return { clip: Float32Array.from(clipHost), latent: Float32Array.from(latentHost), frames, height, width };
   }
 
@@ -136,6 +168,8 @@ export class FlowPipeline {
     const [clipHost, latentHost] = await Promise.all([decoded.data(), latent.data()]);
     decoded.dispose();
     latent.dispose();
+    assertFiniteOutput('encoded latent', latentHost);
+    assertFiniteOutput('decoded clip', clipHost, [0, 1]);
     return { clip: Float32Array.from(clipHost), latent: Float32Array.from(latentHost), frames: input.frames, height: input.size, width: input.size };
   }
 

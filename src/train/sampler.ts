@@ -3,11 +3,12 @@
  * at x₀ = template + α·ε, then decode with the VAE, clamp to [-1, 1] and map to [0, 1].
  *
  * Integrators over N steps of Δt = 1/N:
- *  - `euler` (the reference's `infer_flow.py`): x ← x + Δt·v(x, t_k) with the mid-interval time
- *    t_k = (k + 0.5)/N but the current state: one evaluation per step (two with guidance). Not RK2.
+ *  - `euler`: x ← x + Δt·v(x, t_k), one evaluation per step (two with guidance), at the time grid
+ *    `mid` (default, `infer_flow.py`): t_k = (k + 0.5)/N at the current state (not RK2), or `start`
+ *    (the reference's unused `ECG_DiT.sample()`): left endpoints t_k = k/N.
  *  - `heun` (second order, ours): v₁ = v(x, k/N), x̃ = x + Δt·v₁, v₂ = v(x̃, (k+1)/N),
  *    x ← x + Δt·(v₁ + v₂)/2: two evaluations per step, exact for fields affine in t (and far more
- *    accurate than Euler for fields that depend on x).
+ *    accurate than Euler for fields that depend on x). The time grid does not apply: Heun uses both ends.
  *
  * Guidance (§5.3): v = v_u + s·(v_c − v_u) with v_u from zeroed ECG tokens, only when s > 1 (as the
  * reference); s ≤ 1 uses the conditional velocity alone. α defaults to 0.6, the reference's inference
@@ -23,6 +24,9 @@ import type { VAE3d } from '../models/vae3d';
 
 export type SamplerMethod = 'euler' | 'heun';
 export const SAMPLER_METHODS: readonly SamplerMethod[] = ['euler', 'heun'];
+/** Where Euler evaluates inside step k of N: `mid` = (k + 0.5)/N (infer_flow.py), `start` = k/N (ECG_DiT.sample). */
+export type TimeGrid = 'start' | 'mid';
+export const TIME_GRIDS: readonly TimeGrid[] = ['start', 'mid'];
 
 /** v(x, t) with t of shape [B]. */
 export type VelocityField = (x: Tensor, t: Tensor) => Tensor;
@@ -30,14 +34,20 @@ export type VelocityField = (x: Tensor, t: Tensor) => Tensor;
 export interface IntegrateOptions {
   steps: number;
   method: SamplerMethod;
+  /** Euler's evaluation time inside each step (default `mid`). */
+  timeGrid?: TimeGrid;
 }
 
-/** The times at which `method` evaluates the field, in order (one list entry per evaluation). */
-export function evaluationTimes(method: SamplerMethod, steps: number): number[] {
+/**
+ * The times at which `method` evaluates the field, in order (one list entry per evaluation), in float64:
+ * k/N and (k + 0.5)/N are computed as one division each, so t_k = k/N is the correctly rounded quotient.
+ */
+export function evaluationTimes(method: SamplerMethod, steps: number, timeGrid: TimeGrid = 'mid'): number[] {
   if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`sampler steps must be a positive integer, got ${steps}`);
+  if (!TIME_GRIDS.includes(timeGrid)) throw new RangeError(`sampler time grid must be one of ${TIME_GRIDS.join(', ')}, got ${String(timeGrid)}`);
   const times: number[] = [];
   for (let k = 0; k < steps; k++) {
-    if (method === 'euler') times.push((k + 0.5) / steps);
+    if (method === 'euler') times.push(timeGrid === 'mid' ? (k + 0.5) / steps : k / steps);
     else times.push(k / steps, (k + 1) / steps);
   }
   return times;
@@ -46,7 +56,7 @@ export function evaluationTimes(method: SamplerMethod, steps: number): number[] 
 /** Integrates dx/dt = field(x, t) from 0 to 1; x0 is not consumed. Returns a new tensor. */
 export function integrateFlow(x0: Tensor, field: VelocityField, options: IntegrateOptions): Tensor {
   const { steps, method } = options;
-  const times = evaluationTimes(method, steps);
+  const times = evaluationTimes(method, steps, options.timeGrid ?? 'mid');
   const dt = 1 / steps;
   const batch = x0.shape[0];
   const at = (t: number) => full(x0.backend, [batch], t);
@@ -73,6 +83,8 @@ export interface FlowSampleOptions {
   /** Source noise scale (default 0.6, the reference's inference default; training used 0.8). */
   alpha?: number;
   method?: SamplerMethod;
+  /** Euler's time grid: `mid` (default, infer_flow.py) or `start` (ECG_DiT.sample). */
+  timeGrid?: TimeGrid;
   /** Seed of ε (default 42). */
   seed?: number;
   /**
@@ -82,7 +94,15 @@ export interface FlowSampleOptions {
   unconditional?: boolean;
 }
 
-export const SAMPLE_DEFAULTS = { steps: 10, guidance: 2, alpha: 0.6, method: 'euler' as SamplerMethod, seed: 42, unconditional: false };
+export const SAMPLE_DEFAULTS = {
+  steps: 10,
+  guidance: 2,
+  alpha: 0.6,
+  method: 'euler' as SamplerMethod,
+  timeGrid: 'mid' as TimeGrid,
+  seed: 42,
+  unconditional: false,
+};
 
 /** The velocity field of the DiT for fixed ECG tokens, with guidance when scale > 1. */
 export function ditField(dit: EcgDiT, tokens: Tensor, guidance: number): VelocityField {
@@ -100,7 +120,7 @@ export function sampleLatents(dit: EcgDiT, tokens: Tensor, template: Tensor, opt
   return noGrad(() => {
     const x0 = tidy(() => add(template, mulScalar(randn(tokens.backend, shape, new Generator(o.seed)), o.alpha)));
     const condition = o.unconditional ? zerosLike(tokens) : tokens;
-    const out = integrateFlow(x0, ditField(dit, condition, o.unconditional ? 1 : o.guidance), { steps: o.steps, method: o.method });
+    const out = integrateFlow(x0, ditField(dit, condition, o.unconditional ? 1 : o.guidance), { steps: o.steps, method: o.method, timeGrid: o.timeGrid });
     x0.dispose();
     if (condition !== tokens) condition.dispose();
     return out;

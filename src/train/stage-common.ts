@@ -184,34 +184,39 @@ export async function validationMeans<B extends { size: number }>(engine: Engine
 export const AMP_NEEDS_F16 = "--amp needs a WebGPU device with the 'shader-f16' feature, and this one does not have it; train without --amp";
 
 /**
- * Mixed precision of one stage's training step (docs/TRAINING.md § Mixed precision). With AMP off every
- * method does exactly what the stage did without it (plain backward, clipGradNorm, optimizer.step()), so
- * f32 runs are unchanged. With AMP on: autocast() around forward + loss, backward of the loss times the
- * device-resident scale, gradients unscaled (and tested for Inf/NaN) on the device before clipping, the
- * optimizer step gated on that test, the scale updated once per iteration; no host readback.
+ * Mixed precision and the non-finite guard of one stage's training step (docs/TRAINING.md § Mixed precision,
+ * § Non-finite values). Both use the device loss scaler (DeviceGradScaler), so no step waits for the host:
+ * - AMP on: autocast() around forward + loss, backward of the loss times the device-resident scale,
+ *   gradients unscaled and tested for Inf/NaN on the device before clipping, the optimizer step gated on
+ *   that test, the scale updated once per iteration.
+ * - AMP off (guard): no autocast and no scaling (scale 1, never grown or backed off, so unscaling multiplies
+ *   by exactly 1 and the arithmetic is the plain step's), but the same device test of the gradients and the
+ *   same gated step: a step whose gradients hold Inf/NaN changes no weight, moment or step count. Each
+ *   step logs `nonfinite.skipped` (1 when skipped) and `nonfinite.skippedSteps` (the run's total).
  */
 export class StageAmp {
-  private constructor(readonly scaler: DeviceGradScaler | null) {}
+  private constructor(readonly scaler: DeviceGradScaler, private readonly mixed: boolean) {}
 
-  /** AMP for a stage config; throws AMP_NEEDS_F16 when it is requested on a device without shader-f16. */
+  /** AMP for a stage config (the guard alone when off); throws AMP_NEEDS_F16 when AMP is requested on a device without shader-f16. */
   static create(engine: Engine, enabled: boolean | undefined): StageAmp {
-    if (!enabled) return new StageAmp(null);
+    if (!enabled) return new StageAmp(new DeviceGradScaler(engine.backend, { initScale: 1, growthFactor: 1, backoffFactor: 1 }), false);
     if (!supportsF16(engine.backend)) throw new Error(AMP_NEEDS_F16);
-    return new StageAmp(new DeviceGradScaler(engine.backend));
+    return new StageAmp(new DeviceGradScaler(engine.backend), true);
   }
 
+  /** Mixed precision (autocast and loss scaling) is on. */
   get enabled(): boolean {
-    return this.scaler !== null;
+    return this.mixed;
   }
 
   /** fn under autocast when AMP is on (synchronous parts of the forward pass and the loss). */
   autocast<T>(fn: () => T): T {
-    return this.scaler ? autocast(fn) : fn();
+    return this.mixed ? autocast(fn) : fn();
   }
 
   /** backward(loss), of the scaled loss when AMP is on. */
   backward(loss: Tensor): void {
-    if (!this.scaler) return backward(loss);
+    if (!this.mixed) return backward(loss);
     const scaled = this.scaler.scale(loss);
     try {
       backward(scaled);
@@ -220,15 +225,14 @@ export class StageAmp {
     }
   }
 
-  /** Unscales the optimizer's gradients (once per iteration; step() does it when not done). */
+  /** Unscales the optimizer's gradients and tests them for Inf/NaN (once per iteration; step() does it when not done). */
   unscale(optimizer: AdamW): void {
-    this.scaler?.unscale(optimizer);
+    this.scaler.unscale(optimizer);
   }
 
-  /** The optimizer step: gated on the Inf/NaN test with AMP, plain otherwise. */
+  /** The optimizer step, gated on this iteration's Inf/NaN test. */
   step(optimizer: AdamW): void {
-    if (this.scaler) this.scaler.step(optimizer);
-    else optimizer.step();
+    this.scaler.step(optimizer);
   }
 
   /** Unscale, clip at `maxNorm` (returns the pre-clip norm), step: the usual tail of a stage's step. */
@@ -240,34 +244,42 @@ export class StageAmp {
   }
 
   /**
-   * Ends the iteration: updates the scale and returns its scalars for the step's log (`amp.scale` used this
-   * step, `amp.skipped` 1 when the step was skipped, `amp.skippedSteps` so far); {} with AMP off.
+   * Ends the iteration: updates the scaler and returns its scalars for the step's log. AMP: `amp.scale` used
+   * this step, `amp.skipped` 1 when the step was skipped, `amp.skippedSteps` so far. Guard:
+   * `nonfinite.skipped` and `nonfinite.skippedSteps`.
    */
   endStep(): Record<string, Tensor> {
-    if (!this.scaler) return {};
     this.scaler.update();
     const s = this.scaler.stepScalars();
-    return { 'amp.scale': s.scale, 'amp.skipped': s.skipped, 'amp.skippedSteps': s.skippedSteps };
+    if (this.mixed) return { 'amp.scale': s.scale, 'amp.skipped': s.skipped, 'amp.skippedSteps': s.skippedSteps };
+    s.scale.dispose();
+    return { 'nonfinite.skipped': s.skipped, 'nonfinite.skippedSteps': s.skippedSteps };
   }
 
   /** Reads the scaler state back; call in stateTensors(), before metadata() is taken for a checkpoint. */
   async sync(): Promise<void> {
-    await this.scaler?.sync();
+    await this.scaler.sync();
   }
 
-  /** `{ amp: {scale, growthTracker, skippedSteps} }` for the checkpoint metadata ({} with AMP off). */
-  metadata(): { amp?: { [key: string]: number } } {
-    return this.scaler ? { amp: { ...this.scaler.state() } } : {};
+  /** `{ amp: {scale, growthTracker, skippedSteps} }` with AMP, `{ nonfinite: {skippedSteps} }` without. */
+  metadata(): { amp?: { [key: string]: number }; nonfinite?: { [key: string]: number } } {
+    if (this.mixed) return { amp: { ...this.scaler.state() } };
+    return { nonfinite: { skippedSteps: this.scaler.state().skippedSteps } };
   }
 
-  /** Restores the scaler from checkpoint metadata (a checkpoint of an AMP run always has it). */
-  load(metadata: { amp?: unknown }): void {
-    if (!this.scaler) return;
-    if (!metadata.amp) throw new Error('checkpoint has no loss-scaler state (amp), but this run uses --amp');
-    this.scaler.loadState(metadata.amp as DeviceGradScalerState);
+  /** Restores the scaler from checkpoint metadata (a checkpoint of an AMP run always has `amp`). */
+  load(metadata: { amp?: unknown; nonfinite?: unknown }): void {
+    if (this.mixed) {
+      if (!metadata.amp) throw new Error('checkpoint has no loss-scaler state (amp), but this run uses --amp');
+      this.scaler.loadState(metadata.amp as DeviceGradScalerState);
+      return;
+    }
+    // Checkpoints written before the guard have no count: none were skipped.
+    const skippedSteps = (metadata.nonfinite as { skippedSteps?: number } | undefined)?.skippedSteps ?? 0;
+    this.scaler.loadState({ scale: 1, growthTracker: 0, skippedSteps });
   }
 
   dispose(): void {
-    this.scaler?.dispose();
+    this.scaler.dispose();
   }
 }

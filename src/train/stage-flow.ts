@@ -25,13 +25,13 @@ import { flowInterpolate, mseLoss } from '../kernels/loss';
 import { stack } from '../kernels/layout';
 import { AdamW } from '../kernels/optimizer';
 import { Generator, rand, randn, type GeneratorState } from '../kernels/random';
-import { readSafetensors } from '../models/io/safetensors';
 import { HostTensor } from '../models/io/tensor';
 import { DIT_CONFIGS, EcgDiT, type DitConfig } from '../models/dit';
 import { alignTokens, cycleWindowsFromHost, EcgEncoder, type EcgEncoderConfig } from '../models/pamae';
 import type { PaMaeConfig } from '../models/pamae-config';
 import { VAE3d, type Vae3dConfig } from '../models/vae3d';
-import { withoutPrefix } from './checkpoint';
+import { ALLOW_NON_FINITE_FLAG, readWeights, withoutPrefix } from './checkpoint';
+import { assertFiniteWeights } from './integrity';
 import { resizeCine, type CineGeometry } from './cine-data';
 import { ecgModelInput, FlowBatches, readLatentFile, readTemplate, SubjectReader, VAE_RUN_FILES, type FlowBatch, type LatentSet, type SubjectRef } from './stage-flow-data';
 import type { TrainFileSystem } from './files';
@@ -330,7 +330,7 @@ async function validationLatents(config: FlowStageConfig, context: StageContext,
   const subjects = await reader.validationSubjects(train.subjects, config.valSubjects);
   const vae = new VAE3d({ backend: engine.backend, gen: new Generator(0) }, config.vae!);
   try {
-    vae.loadCheckpoint(readSafetensors(await fs.readFile(config.files.vaeWeights), { name: config.files.vaeWeights }).tensors);
+    vae.loadCheckpoint((await readWeights(fs, config.files.vaeWeights, { allowNonFinite: context.allowNonFiniteWeights })).tensors);
     const data = await encodeSubjectModes(engine, vae, reader, subjects, config.vaeInput!, train.sampleShape.reduce((a, b) => a * b, 1));
     return { data, sampleShape: train.sampleShape, subjects };
   } finally {
@@ -424,10 +424,11 @@ export const flowStage: StageFactory<FlowStageConfig> = {
     const ctx = { backend: engine.backend, gen: initGen };
     const ditModel = new EcgDiT(ctx, dit);
     const encoder = new EcgEncoder(ctx, paMae.encoder);
-    const ecgWeights = readSafetensors(await fs.readFile(config.files.ecgWeights), { name: config.files.ecgWeights }).tensors;
+    const ecgWeights = (await readWeights(fs, config.files.ecgWeights, { allowNonFinite: context.allowNonFiniteWeights })).tensors;
     encoder.loadStateDict(withoutPrefix(ecgWeights, 'encoder.'));
     encoder.train();
     const templateHost = await readTemplate(fs, config.vaeRun);
+    assertFiniteWeights([['template', templateHost]], { source: joinPath(config.vaeRun, VAE_RUN_FILES.template), allowNonFinite: context.allowNonFiniteWeights, optOut: ALLOW_NON_FINITE_FLAG });
     const [, c, , h, w] = templateHost.shape;
     if (c !== dit.latentChannels || h !== dit.latentSize[0] || w !== dit.latentSize[1]) throw new Error(`template (${templateHost.shape.join(', ')}) does not match the latents (${latents.sampleShape.join(', ')})`);
     const template = engine.tensor(templateHost.toFloat32(), [...templateHost.shape]);

@@ -13,10 +13,10 @@ import { noGrad } from '../engine/autograd';
 import type { Engine } from '../engine/engine';
 import { tidy } from '../engine/scope';
 import { Generator } from '../kernels/random';
-import { readSafetensors, writeSafetensors } from '../models/io/safetensors';
+import { writeSafetensors } from '../models/io/safetensors';
 import { HostTensor } from '../models/io/tensor';
 import { VAE3d } from '../models/vae3d';
-import { checkpointPath, withoutPrefix } from './checkpoint';
+import { loadCheckpoint, readWeights, withoutPrefix } from './checkpoint';
 import { CineBatches } from './cine-data';
 import { writeFileAtomic, type TrainFileSystem } from './files';
 import type { StageContext } from './stage';
@@ -80,13 +80,11 @@ export function anatomyTemplate(latents: Float32Array, shape: readonly number[])
 async function runWeights(fs: TrainFileSystem, runDir: string): Promise<{ tensors: Map<string, HostTensor>; source: string; step: string }> {
   const best = joinPath(runDir, 'best-weights.safetensors');
   if (await fs.exists(best)) {
-    const file = readSafetensors(await fs.readFile(best), { name: best });
+    const file = await readWeights(fs, best);
     return { tensors: file.tensors, source: 'best-weights.safetensors', step: file.metadata.step ?? '' };
   }
-  const last = checkpointPath(runDir, 'last');
-  const file = readSafetensors(await fs.readFile(last), { name: last });
-  const meta = JSON.parse(file.metadata.checkpoint ?? '{}') as { step?: number };
-  return { tensors: withoutPrefix(file.tensors, 'model.'), source: 'checkpoints/last.safetensors', step: String(meta.step ?? '') };
+  const { meta, tensors } = await loadCheckpoint(fs, runDir, 'last');
+  return { tensors: withoutPrefix(tensors, 'model.'), source: 'checkpoints/last.safetensors', step: String(meta.step) };
 }
 
 /**

@@ -85,6 +85,8 @@ export interface Stage<B = unknown> {
 export interface StageContext {
   engine: Engine;
   fs: TrainFileSystem;
+  /** Load upstream weights (stage flow: the VAE and PA-MAE runs) even with NaN/Inf values. */
+  allowNonFiniteWeights?: boolean;
 }
 
 export interface StageFactory<C extends BaseStageConfig = BaseStageConfig> {

@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { PHANTOM_CLASSES, generateSubject, phaseTargets, referenceRPeaks, resizeLinear1d, robustRPeaks, selectCycle } from '../../src/data';
+import { PHANTOM_CLASSES, generateSubject, phaseAngles, phaseTargets, referenceRPeaks, resizeLinear1d, robustRPeaks, selectCycle } from '../../src/data';
 
 /** Recall of ground-truth peaks within 10 samples (20 ms), ignoring 30 ms at each edge. */
 function score(gt: number[], found: number[]) {
@@ -48,21 +49,61 @@ describe('R-peak detection on phantom ECGs', () => {
   });
 });
 
+interface PhaseGoldenCase {
+  length: number;
+  decimation: number;
+  peaks: number[];
+  phi: number[];
+  sin: number[];
+  cos: number[];
+  around_peaks: [number, number[]][];
+}
+const phaseGolden = JSON.parse(
+  readFileSync(new URL('../fixtures/golden/ecg-phase/targets.json', import.meta.url), 'utf8'),
+) as { cases: PhaseGoldenCase[] };
+
 describe('phase targets', () => {
-  it('rises 0 -> 2pi over each RR and is 0 outside', () => {
+  it('matches the reference np.linspace fill (float64 golden from tools/golden_ecg_phase.py)', () => {
+    expect(phaseGolden.cases.length).toBe(5);
+    for (const c of phaseGolden.cases) {
+      const phi = phaseAngles(c.peaks, c.length);
+      // Indices exact: the full-rate phase around every peak is bit-identical to numpy's.
+      for (const [peak, values] of c.around_peaks) {
+        const from = Math.max(0, peak - 2);
+        expect([...phi.subarray(from, from + values.length)], `peak ${peak}`).toEqual(values);
+      }
+      const decimated = Array.from({ length: c.phi.length }, (_, s) => phi[s * c.decimation]);
+      expect(decimated).toEqual(c.phi);
+      const t = phaseTargets(c.peaks, c.length, c.decimation);
+      const steps = c.phi.length;
+      expect(t.length).toBe(2 * steps);
+      for (let s = 0; s < steps; s++) {
+        expect(t[s]).toBe(Math.fround(c.sin[s]));
+        expect(t[steps + s]).toBe(Math.fround(c.cos[s]));
+      }
+    }
+  });
+
+  it('uses denominator end - start - 1, reaches 2pi at end - 1 and is 0 at the peaks and outside', () => {
+    const phi = phaseAngles([800, 1600], 5000);
+    expect(phi[799]).toBe(0); // before the first peak
+    expect(phi[800]).toBe(0); // the first peak
+    expect(phi[1000]).toBe(200 * ((2 * Math.PI) / 799));
+    expect(phi[1599]).toBe(2 * Math.PI); // numpy writes the stop value at end - 1
+    expect(phi[1600]).toBe(0); // the last peak itself is outside every [start, end)
+    expect(phi[4999]).toBe(0);
+    // The old rule 2pi (i - start) / (end - start) differs by up to 2pi / (end - start) near end - 1.
+    expect(Math.abs(phi[1599] - (2 * Math.PI * 799) / 800)).toBeGreaterThan(7e-3);
     const t = phaseTargets([800, 1600], 5000);
     expect(t.length).toBe(1250);
-    const sin = (i: number) => t[i];
-    const cos = (i: number) => t[625 + i];
-    expect(sin(50)).toBe(0); expect(cos(50)).toBe(1); // before the first peak
-    expect(cos(100)).toBeCloseTo(1, 6); // step 100 = sample 800 = peak, phi 0
-    expect(sin(125)).toBeCloseTo(Math.sin(Math.PI / 2), 5); // sample 1000: phi = 2pi * 200/800
-    expect(cos(150)).toBeCloseTo(-1, 5); // sample 1200: phi = pi
-    expect(cos(200)).toBeCloseTo(1, 5); // sample 1600: phi = 2pi (end point included)
-    expect(sin(300)).toBe(0); expect(cos(300)).toBe(1); // after the last peak
+    expect(t[50]).toBe(0); expect(t[625 + 50]).toBe(1);
+    expect(t[625 + 200]).toBe(1); // sample 1600
     const none = phaseTargets([1000], 5000);
     expect([...none.subarray(0, 625)].every((v) => v === 0)).toBe(true);
     expect([...none.subarray(625)].every((v) => v === 1)).toBe(true);
+    // Adjacent peaks: linspace(0, 2pi, 1) = [0], linspace(0, 2pi, 2) = [0, 2pi].
+    const tight = phaseAngles([10, 11, 13], 20);
+    expect([...tight.subarray(9, 15)]).toEqual([0, 0, 0, 2 * Math.PI, 0, 0]);
   });
 });
 

@@ -8,10 +8,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { generateSubject } from '../../src/data/phantom/subject';
 import { parseRunArgs, train } from '../../src/train/index';
 import { NodeTrainFileSystem } from '../../src/train/node-files';
-import { FlowPipeline } from '../../src/train/pipeline';
+import { FlowPipeline, NonFiniteOutputError } from '../../src/train/pipeline';
 import { flowStage } from '../../src/train/stage-flow';
 import { writeTinyChain } from '../../src/train/stage-flow-fixture';
-import { generateBatch, SynthesisError } from '../../src/synthesize/batch-generate';
+import { generateBatch } from '../../src/synthesize/batch-generate';
 import { gpuEngine } from '../helpers/oracle';
 import { CONTENDED_TIMEOUT, tempDirMaker } from '../train/run-helpers';
 
@@ -67,7 +67,7 @@ describe('generateBatch (GPU, tiny chain)', () => {
     }
   }, CONTENDED_TIMEOUT);
 
-  it('non-finite weights give a SynthesisError naming the input, not a black clip', async () => {
+  it('non-finite weights give a NonFiniteOutputError naming the input, not a black clip', async () => {
     const engine = await gpuEngine();
     const pipeline = await FlowPipeline.load(engine, fs, flowRun);
     try {
@@ -76,7 +76,7 @@ describe('generateBatch (GPU, tiny chain)', () => {
       const { assign } = await import('../../src/engine/create');
       assign(pipeline.template, values);
       const ecg = generateSubject(42, 3, { cine: false }).ecg;
-      await expect(generateBatch(pipeline, [{ ecg, index: 4 }], { steps: 1 })).rejects.toThrow(SynthesisError);
+      await expect(generateBatch(pipeline, [{ ecg, index: 4 }], { steps: 1 })).rejects.toThrow(NonFiniteOutputError);
       await expect(generateBatch(pipeline, [{ ecg, index: 4 }], { steps: 1 })).rejects.toThrow(/input index 4/);
     } finally {
       pipeline.dispose();

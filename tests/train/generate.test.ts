@@ -3,10 +3,12 @@
  * times (k + 0.5)/N and reproduces the analytic endpoint of fields affine in t, Heun is exact there and
  * second order on v = λx, guidance at scale 1 is the conditional pass. On the GPU: a tiny chain (untrained
  * PA-MAE and VAE, a 2-step flow run) generates deterministically, and `npm run generate` writes GIF,
- * NIfTI and NPY (and the side-by-side GIF with the phantom's ground truth).
+ * NIfTI and NPY (and the side-by-side GIF with the phantom's ground truth). NaN weights are refused at load
+ * (by the pipeline and by a flow run on top of them); with the opt-out, generation fails instead of writing
+ * an all-black clip.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +25,9 @@ import { reshape } from '../../src/kernels/views';
 import { DIT_CONFIGS, EcgDiT } from '../../src/models/dit';
 import { parseRunArgs, train } from '../../src/train/index';
 import { NodeTrainFileSystem } from '../../src/train/node-files';
-import { FlowPipeline } from '../../src/train/pipeline';
+import { FlowPipeline, NonFiniteOutputError } from '../../src/train/pipeline';
+import { NonFiniteWeightsError } from '../../src/models/io/state-dict';
+import { rewrite, setValue } from './file-mutation';
 import { ditField, evaluationTimes, integrateFlow, sampleLatents } from '../../src/train/sampler';
 import { flowStage } from '../../src/train/stage-flow';
 import { writeTinyChain } from '../../src/train/stage-flow-fixture';
@@ -108,11 +112,12 @@ describe('sampler (CPU reference backend)', () => {
 describe('generation with a tiny chain (GPU)', () => {
   const fs = new NodeTrainFileSystem();
   let flowRun = '';
+  let chain = { ecgRun: '', vaeRun: '' };
 
   beforeAll(async () => {
     const engine = await gpuEngine();
     const dir = tempDir();
-    const chain = await writeTinyChain(engine, fs, join(dir, 'chain'), { seed: 5, trainSubjects: 4 });
+    chain = await writeTinyChain(engine, fs, join(dir, 'chain'), { seed: 5, trainSubjects: 4 });
     const config = flowStage.resolveConfig(parseRunArgs(['--stage', 'flow', '--vae-run', chain.vaeRun, '--ecg-run', chain.ecgRun, '--steps', '2', '--batch', '2', '--val-every', '2']));
     config.valSubjects = 2;
     flowRun = join(dir, 'flow-run');
@@ -181,6 +186,59 @@ describe('generation with a tiny chain (GPU)', () => {
     expect(meta.subjects.map((m) => m.id)).toEqual(['phantom-s42-000003', 'phantom-s42-000004']);
     expect(meta.subjects[0].params.lvCavityRadius).toBeGreaterThan(0);
     expect(result.stdout).toContain(`--phantom-meta ${join(out, 'ground-truth', 'meta.json')}`);
+  }, CONTENDED_TIMEOUT);
+
+  it('NaN weights: loading is refused naming file and tensor; with the opt-out, generation fails instead of writing a black clip', async () => {
+    const engine = await gpuEngine();
+    const broken = join(tempDir(), 'flow-run');
+    cpSync(flowRun, broken, { recursive: true });
+    const weights = join(broken, 'best-weights.safetensors');
+    // A diverged run's weights (re-sealed, so the hash check passes and the value check has to catch it).
+    let poisonedKey = '';
+    rewrite(weights, (tensors) => {
+      poisonedKey = [...tensors.keys()].find((k) => k.startsWith('dit.') && k.endsWith('.weight'))!;
+      setValue(tensors, poisonedKey, 0, NaN);
+    }, { reseal: true });
+    const refused = await FlowPipeline.load(engine, fs, broken).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(NonFiniteWeightsError);
+    expect((refused as Error).message).toContain(`${weights}: tensor '${poisonedKey}' holds 1 non-finite value(s)`);
+    const pipeline = await FlowPipeline.load(engine, fs, broken, { allowNonFiniteWeights: true });
+    try {
+      const failed = await pipeline.generate(generateSubject(42, 3, { cine: false }).ecg, { steps: 2, seed: 1 }).catch((e: unknown) => e);
+      expect(failed).toBeInstanceOf(NonFiniteOutputError);
+      expect((failed as Error).message).toMatch(/non-finite value\(s\) of \d+ in the sampled latent; refusing to write a clip/);
+    } finally {
+      pipeline.dispose();
+    }
+    // The CLI: exit code 1, the reason on stderr, no clip written.
+    const out = join(tempDir(), 'out');
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const args = ['--checkpoint', broken, '--out', out, '--phantom-index', '3', '--steps', '2', '--allow-nonfinite-weights', '--time-grid', 'start'];
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/generate.ts', ...args], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+    expect(result.code, result.stderr).toBe(1);
+    expect(result.stderr).toContain('euler start times');
+    expect(result.stderr).toMatch(/error: generation produced \d+ non-finite value/);
+    expect(existsSync(join(out, 'phantom-s42-000003.npy'))).toBe(false);
+  }, CONTENDED_TIMEOUT);
+
+  it('a flow run on top of a PA-MAE run with NaN weights is refused, naming the file and tensor', async () => {
+    const engine = await gpuEngine();
+    const ecgRun = join(tempDir(), 'ecg-run');
+    cpSync(chain.ecgRun, ecgRun, { recursive: true });
+    const weights = join(ecgRun, 'best-weights.safetensors');
+    rewrite(weights, (tensors) => setValue(tensors, 'encoder.stem.0.weight', 2, -Infinity), { reseal: false });
+    const config = flowStage.resolveConfig(parseRunArgs(['--stage', 'flow', '--vae-run', chain.vaeRun, '--ecg-run', ecgRun, '--steps', '1', '--batch', '2']));
+    config.valSubjects = 2;
+    const runDir = join(tempDir(), 'flow');
+    const error = await train(flowStage, config, { engine, fs, runDir, progress: null }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NonFiniteWeightsError);
+    expect((error as Error).message).toContain(`${weights}: tensor 'encoder.stem.0.weight' holds 1 non-finite value(s) of `);
+    expect((error as Error).message).toContain('(first at index 2: -Infinity)');
+    expect((error as Error).message).toContain('--allow-nonfinite-weights');
   }, CONTENDED_TIMEOUT);
 
   it('usage errors exit with code 2 before starting the device', async () => {

@@ -10,7 +10,7 @@ import { sideBySideGif, writeNifti } from '../../src/data/writers/index';
 import { generateStepwise, type SteppedClip } from '../../src/platform/generate';
 import { flowTrainingProbe, ObservedMemoryFileSystem } from '../../src/platform/train';
 import { FlowPipeline } from '../../src/train/pipeline';
-import type { SamplerMethod } from '../../src/train/sampler';
+import type { SamplerMethod, TimeGrid } from '../../src/train/sampler';
 import { download, dropZone, ecgFromFiles, filesOf, installBundledChain, installDroppedChain, phantomInput, type EcgInput } from './inputs';
 import { CinePlayer, drawEcg, drawLossCurves } from './plots';
 import { trainChain, type TrainedChain } from './train-panel';
@@ -102,6 +102,7 @@ export interface GenerateRequest {
   alpha: number;
   seed: number;
   method: SamplerMethod;
+  timeGrid: TimeGrid;
 }
 
 async function generate(): Promise<SteppedClip> {
@@ -114,7 +115,7 @@ async function generate(): Promise<SteppedClip> {
     showEcg(input);
     status.textContent = 'loading the chain…';
     const { key, pipeline } = await currentPipeline();
-    const request: GenerateRequest = { steps: number('steps'), guidance: number('guidance'), alpha: number('alpha'), seed: number('seed'), method: $<HTMLSelectElement>('method').value as SamplerMethod };
+    const request: GenerateRequest = { steps: number('steps'), guidance: number('guidance'), alpha: number('alpha'), seed: number('seed'), method: $<HTMLSelectElement>('method').value as SamplerMethod, timeGrid: $<HTMLSelectElement>('time-grid').value as TimeGrid };
     const result = await generateStepwise(engine, pipeline, input.ecg, request, (p) => {
       const evaluations = request.method === 'heun' ? 2 : 1;
       bar.value = p.phase === 'done' ? 1 : (p.step + (p.phase === 'decode' ? 0.5 : 0)) / (p.steps + 1);
@@ -132,7 +133,7 @@ async function generate(): Promise<SteppedClip> {
     const s = result.seconds;
     status.textContent = `done: ${dims.frames} × ${dims.height} × ${dims.width} in ${(s.encode + s.sample + s.decode).toFixed(1)} s (encode ${s.encode.toFixed(1)}, sample ${s.sample.toFixed(1)}, decode ${s.decode.toFixed(1)})`;
     for (const w of input.warnings) log(`warning: ${w}`);
-    log(`generated ${input.name} with the ${key} chain: ${request.method}, ${request.steps} steps, guidance ${request.guidance}, α ${request.alpha}, seed ${request.seed}; cycle ${result.windowSamples.join('-')} samples`);
+    log(`generated ${input.name} with the ${key} chain: ${request.method}${request.method === 'euler' ? ` (${request.timeGrid} times)` : ''}, ${request.steps} steps, guidance ${request.guidance}, α ${request.alpha}, seed ${request.seed}; cycle ${result.windowSamples.join('-')} samples`);
     setBusy(false);
     setStatus('generated');
     return result;

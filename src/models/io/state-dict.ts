@@ -189,3 +189,66 @@ export function summarizeStateDict(stateDict: StateDict): StateDictSummary {
   }
   return summary;
 }
+
+/** Where a non-finite value sits: the tensor, how many of its values are NaN/±Inf, and the first one. */
+export interface NonFiniteReport {
+  key: string;
+  count: number;
+  numel: number;
+  firstIndex: number;
+  firstValue: number;
+}
+
+/**
+ * The first tensor of `stateDict` that holds a NaN or ±Inf (float dtypes only; integer buffers such as
+ * num_batches_tracked cannot), or null when every value is finite.
+ */
+export function findNonFinite(stateDict: Iterable<[string, HostTensor]>): NonFiniteReport | null {
+  for (const [key, t] of stateDict) {
+    if (t.dtype !== 'f32' && t.dtype !== 'f64' && t.dtype !== 'f16' && t.dtype !== 'bf16') continue;
+    const values = t.dtype === 'f32' || t.dtype === 'f64' ? (t.data as Float32Array | Float64Array) : t.toFloat32();
+    let count = 0;
+    let firstIndex = -1;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      // v - v is 0 for every finite number and NaN for NaN and ±Inf: one test for both.
+      if (v - v !== 0) {
+        if (firstIndex < 0) firstIndex = i;
+        count++;
+      }
+    }
+    if (count) return { key, count, numel: values.length, firstIndex, firstValue: values[firstIndex] };
+  }
+  return null;
+}
+
+/**
+ * Weights with NaN or ±Inf values: a diverged training run saved them. Loading them would only produce
+ * NaN outputs (an all-black clip after clamping), so loaders refuse them unless told otherwise.
+ */
+export class NonFiniteWeightsError extends WeightsError {
+  constructor(readonly source: string, readonly report: NonFiniteReport, optOut: string) {
+    super(
+      `${source}: tensor '${report.key}' holds ${report.count} non-finite value(s) of ${report.numel} ` +
+        `(first at index ${report.firstIndex}: ${report.firstValue}); the run that wrote it diverged. ` +
+        `Retrain (lower --lr, or --on-nonfinite stop keeps such weights from being saved) or pass ${optOut} to load it anyway`,
+    );
+    this.name = 'NonFiniteWeightsError';
+  }
+}
+
+export interface FiniteCheckOptions {
+  /** File (or other origin) named in the error. */
+  source: string;
+  /** Skip the check (the caller's opt-out flag). */
+  allowNonFinite?: boolean;
+  /** The opt-out as the user spells it, for the error message (default: the option name). */
+  optOut?: string;
+}
+
+/** Throws NonFiniteWeightsError naming the file and tensor when a weight is NaN or ±Inf. */
+export function assertFiniteWeights(stateDict: Iterable<[string, HostTensor]>, options: FiniteCheckOptions): void {
+  if (options.allowNonFinite) return;
+  const report = findNonFinite(stateDict);
+  if (report) throw new NonFiniteWeightsError(options.source, report, options.optOut ?? 'allowNonFinite: true');
+}
