@@ -5,15 +5,11 @@
  * page read (src/platform/import.ts). Reads files; the conversion itself is browser-safe.
  */
 import { readFileSync } from 'node:fs';
-import { prepareCine } from '../data/preprocess/cmr';
-import { readCmrFile } from '../data/readers/index';
 import { Engine } from '../engine/engine';
-import { noGrad } from '../engine/autograd';
-import { Generator } from '../kernels/random';
-import { HostTensor } from '../models/io/tensor';
-import { VAE3d, type Vae3dConfig } from '../models/vae3d';
+import type { HostTensor } from '../models/io/tensor';
+import type { Vae3dConfig } from '../models/vae3d';
 import { importReferenceChain, type ImportInputs, type InputFile } from '../platform/import';
-import { resizeCine } from '../train/cine-data';
+import { templateFromCines } from '../platform/import-cines';
 import { NodeTrainFileSystem } from '../train/node-files';
 import { UsageError } from '../train/options';
 import { runCliMain } from './cli-main';
@@ -84,40 +80,11 @@ function parseImportArgs(argv: string[]): Args {
 
 const readInput = (path: string): InputFile => ({ name: path, bytes: new Uint8Array(readFileSync(path)) });
 
-/** Mean posterior mode over subjects and frames of the given cines, at the VAE's clip geometry. */
-async function templateFromCines(paths: string[], fs: NodeTrainFileSystem, vaeConfig: Vae3dConfig, weights: Map<string, HostTensor>): Promise<HostTensor> {
+async function templateWithEngine(paths: string[], fs: NodeTrainFileSystem, vae: { config: Vae3dConfig; weights: Map<string, HostTensor> }): Promise<HostTensor> {
   const engine = await Engine.webgpu();
-  const vae = new VAE3d({ backend: engine.backend, gen: new Generator(0) }, vaeConfig);
   try {
-    vae.loadCheckpoint(weights);
-    vae.eval();
-    const geometry = { frames: vaeConfig.tempRes, size: vaeConfig.resolution };
-    let sum: Float64Array | null = null;
-    let shape: readonly number[] = [];
-    for (const path of paths) {
-      const volume = await readCmrFile(fs, path);
-      const prepared = prepareCine(volume, { source: path });
-      for (const w of [...volume.warnings, ...prepared.warnings]) process.stderr.write(`warning: ${w}\n`);
-      const clip = resizeCine(prepared.data, geometry);
-      const x = engine.tensor(clip, [1, 1, geometry.frames, geometry.size, geometry.size]);
-      const mode = noGrad(() => {
-        const posterior = vae.encode(x);
-        const mu = posterior.mode();
-        posterior.dispose();
-        return mu;
-      });
-      x.dispose();
-      shape = mode.shape;
-      const host = await mode.data();
-      mode.dispose();
-      const [, c, t, h, w] = shape;
-      sum ??= new Float64Array(c * h * w);
-      for (let ch = 0; ch < c; ch++) for (let f = 0; f < t; f++) for (let i = 0; i < h * w; i++) sum[ch * h * w + i] += host[(ch * t + f) * h * w + i];
-    }
-    const [, c, t, h, w] = shape;
-    return new HostTensor('f32', [1, c, 1, h, w], Float32Array.from(sum!, (v) => v / (paths.length * t)));
+    return await templateFromCines(engine, fs, paths, vae, (w) => process.stderr.write(`warning: ${w}\n`));
   } finally {
-    vae.dispose();
     engine.destroy();
   }
 }
@@ -130,7 +97,7 @@ async function main(argv: string[]): Promise<number> {
     ditHeads: args.ditHeads, noWeb: args.noWeb,
     ...(args.template ? { template: readInput(args.template) } : {}),
     ...(args.latents ? { latents: readInput(args.latents) } : {}),
-    ...(args.cines.length ? { computeTemplate: { source: `mean VAE latent of ${args.cines.length} cine(s)`, compute: ({ config, weights }) => templateFromCines(args.cines, fs, config, weights) } } : {}),
+    ...(args.cines.length ? { computeTemplate: { source: `mean VAE latent (mode) of ${args.cines.length} cine(s)`, compute: (vae) => templateWithEngine(args.cines, fs, vae) } } : {}),
     ...(args.configYaml ? { configYaml: { name: args.configYaml, text: readFileSync(args.configYaml, 'utf8') } } : {}),
   };
   const summary = await importReferenceChain(fs, inputs, args.out);

@@ -16,6 +16,10 @@ import { readPth } from '../../src/models/io/pth';
 import { readSafetensors } from '../../src/models/io/safetensors';
 import { extractStateDict } from '../../src/models/io/state-dict';
 import { installChain, parseChainManifest } from '../../src/platform/chain';
+import { templateFromCines } from '../../src/platform/import-cines';
+import { writeNpy } from '../../src/data/npy';
+import { prepareCine } from '../../src/data/preprocess/cmr';
+import { readCmrFile } from '../../src/data/readers/index';
 import { importReferenceChain, type ImportInputs, type InputFile } from '../../src/platform/import';
 import { MemoryTrainFileSystem } from '../../src/train/files';
 import { FlowPipeline } from '../../src/train/pipeline';
@@ -150,6 +154,33 @@ describe('template sources and the reference YAML', () => {
     expect(t.shape).toEqual(oracle.template_shape);
     expectClose(t.data as Float32Array, oracle.template, 1e-6, 'template');
   });
+
+  it('computes the template from cines with the imported VAE (mean posterior mode over subjects and frames)', async () => {
+    const fs = new MemoryTrainFileSystem();
+    const paths = ['/cines/a.npy', '/cines/b.npy'];
+    await fs.mkdir('/cines');
+    for (const [i, path] of paths.entries()) await fs.writeFile(path, writeNpy(formula(20 * 40 * 40, 0.05 + 0.01 * i, i), [20, 40, 40]));
+    const summary = await importReferenceChain(fs, reference({
+      template: undefined, noWeb: true,
+      computeTemplate: { source: 'two cines', compute: (vae) => templateFromCines(cpu, fs, paths, vae) },
+    }), '/run');
+    expect(summary.templateSource).toBe('two cines');
+    const template = readSafetensors(await fs.readFile('/run/vae/template.safetensors')).tensors.get('template')!;
+    // Independently: the pipeline's VAE round trip (existing code) gives each clip's posterior mode.
+    const pipeline = await FlowPipeline.load(cpu, fs, '/run');
+    try {
+      const [, c, , h, w] = template.shape;
+      const mean = new Float64Array(c * h * w);
+      for (const path of paths) {
+        const { latent } = await pipeline.reconstruct(prepareCine(await readCmrFile(fs, path)).data);
+        const frames = latent.length / (c * h * w);
+        for (let ch = 0; ch < c; ch++) for (let f = 0; f < frames; f++) for (let i = 0; i < h * w; i++) mean[ch * h * w + i] += latent[(ch * frames + f) * h * w + i] / (frames * paths.length);
+      }
+      expectClose(template.data as Float32Array, mean, 1e-5, 'template from cines');
+    } finally {
+      pipeline.dispose();
+    }
+  }, 60_000);
 
   it('takes the VAE arguments from the reference YAML and gets the same architecture', async () => {
     const fs = new MemoryTrainFileSystem();
