@@ -126,6 +126,21 @@ describe('import → run directory → generate', () => {
     }
   }, 120_000);
 
+  // KNOWN BUG, reported to the kernel-offsets work: on WebGPU, MultiheadAttention's cross-attention path
+  // (linearOp over slice(in_proj_bias, d, 3d)) reads the bias without the slice's offset, so the DiT is wrong
+  // whenever in_proj_bias is non-zero (any trained checkpoint; torch initialises it to zero, which is why
+  // the DiT golden test does not see it). The CPU engine matches torch (test above). When this starts
+  // passing, drop `.fails`.
+  it.fails('on WebGPU the DiT matches torch too (fails until the cross-attention bias offset is fixed)', async () => {
+    const engine = await gpuEngine();
+    const pipeline = await FlowPipeline.load(engine, fs, '/run');
+    try {
+      expectClose((await modelOutputs(engine, pipeline)).velocity, oracle.dit_velocity.values, 2e-4, 'DiT velocity');
+    } finally {
+      pipeline.dispose();
+    }
+  }, 60_000);
+
   it('the stage-1 encoder option reads the imported PA-MAE run', async () => {
     const engine = await gpuEngine();
     const pipeline = await FlowPipeline.load(engine, fs, '/run', { stage1Encoder: true });
