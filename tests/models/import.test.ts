@@ -197,6 +197,17 @@ describe('template sources and the reference YAML', () => {
     }
   }, 60_000);
 
+  it('reads a DataParallel flow checkpoint (module. prefixes) without encoder_state_dict: the PA-MAE encoder is used', async () => {
+    const fs = new MemoryTrainFileSystem();
+    const summary = await importReferenceChain(fs, reference({ flow: file('dataparallel-flow.pth'), noWeb: true }), '/run');
+    expect(summary.notes.join('\n')).toMatch(/dataparallel-flow\.pth has no encoder_state_dict: the flow run uses the PA-MAE encoder of checkpoint-best\.pth/);
+    const flow = readSafetensors(await fs.readFile('/run/best-weights.safetensors')).tensors;
+    const pamae = extractStateDict(readPth(file('checkpoint-best.pth').bytes).root, { prefer: 'model_state_dict' });
+    for (const [k, t] of pamae) if (k.startsWith('encoder.')) expect(flow.get(k)!.toNumbers(), k).toEqual(t.toNumbers());
+    expect([...flow.keys()].some((k) => k.includes('module.'))).toBe(false);
+    expect(flow.get('dit.x_embedder.weight')!.shape).toEqual([oracle.dit.hidden_size, oracle.dit.in_channels]);
+  });
+
   it('takes the VAE arguments from the reference YAML and gets the same architecture', async () => {
     const fs = new MemoryTrainFileSystem();
     const yaml = { name: 'disentangle_vae3d.yaml', text: readFileSync(join(DIR, 'disentangle_vae3d.yaml'), 'utf8') };

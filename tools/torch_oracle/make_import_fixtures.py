@@ -13,6 +13,7 @@ tests/fixtures/weights/import/  a tiny chain, every parameter and buffer randomi
     disentangle_vae3d.yaml      the reference YAML's layout with the tiny ddconfig
     partial-pamae.pth           the PA-MAE checkpoint without encoder.layer4.*
     mismatched-flow.pth         a flow checkpoint whose blocks.0.mlp.0 is 3x wide instead of 4x
+    dataparallel-flow.pth       the DiT with DataParallel's module. prefixes and no encoder_state_dict
     wrong-template.pt           a (1, C, 1, h+1, w+1) template
     oracle.json                 the kwargs, and torch outputs for formula inputs (VAE decode, DiT velocity)
 The VAE's values are multiples of 1/512 (random, but they compress in git: the VAE needs 32-channel
@@ -151,6 +152,8 @@ def main():
     wide.blocks[0].mlp[2] = torch.nn.Linear(3 * DIT['hidden_size'], DIT['hidden_size'])
     randomise(wide, gen)
     save({'epoch': 9, 'model_state_dict': wide.state_dict(), 'encoder_state_dict': encoder.state_dict()}, 'mismatched-flow.pth')
+    # Saved from an nn.DataParallel wrapper (module. prefixes), without the fine-tuned encoder.
+    save({'epoch': 9, 'model_state_dict': {f'module.{k}': v for k, v in dit.state_dict().items()}}, 'dataparallel-flow.pth')
 
     levels = len(DD['ch_mult'])
     h = DD['resolution'] // 2 ** (levels - 1)
