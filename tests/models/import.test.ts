@@ -13,7 +13,8 @@ import { noGrad } from '../../src/engine/autograd';
 import { Engine } from '../../src/engine/engine';
 import { WeightsError } from '../../src/models/io/errors';
 import { readPth } from '../../src/models/io/pth';
-import { readSafetensors } from '../../src/models/io/safetensors';
+import { readSafetensors, writeSafetensors } from '../../src/models/io/safetensors';
+import { HostTensor } from '../../src/models/io/tensor';
 import { extractStateDict } from '../../src/models/io/state-dict';
 import { installChain, parseChainManifest } from '../../src/platform/chain';
 import { templateFromCines } from '../../src/platform/import-cines';
@@ -219,6 +220,13 @@ describe('template sources and the reference YAML', () => {
   });
 });
 
+/** A template of the right shape with one NaN (element 5). */
+function nanTemplate(): Uint8Array {
+  const values = formula(3 * 16, 0.3, 0.2);
+  values[5] = NaN;
+  return writeSafetensors(new Map([['template', new HostTensor('f32', [1, 3, 1, 4, 4], values)]]));
+}
+
 describe('checkpoints that do not fit give named errors', () => {
   const yaml = readFileSync(join(DIR, 'disentangle_vae3d.yaml'), 'utf8');
   const cases: [string, Partial<ImportInputs>, RegExp][] = [
@@ -242,6 +250,7 @@ describe('checkpoints that do not fit give named errors', () => {
       /checkpoint_flow_best\.pth: the tensors imply arguments this code cannot build: ECG_DiT: hidden_size 24 is not divisible by num_heads 5/],
     ['a truncated checkpoint', { vae: { name: 'cut.pth', bytes: file('vae-checkpoint-best.pth').bytes.slice(0, 100_000) } }, /^cut\.pth: /],
     ['two template sources', { latents: file('all_latents.pt') }, /exactly one anatomy template source/],
+    ['a template holding NaN', { template: { name: 'nan.safetensors', bytes: nanTemplate() } }, /nan\.safetensors: the template holds a non-finite value \(NaN at element 5\)/],
   ];
   for (const [what, over, message] of cases) {
     it(what, async () => {

@@ -176,7 +176,6 @@ export function importVae(root: PyValue, file: string, options: VaeImportOptions
       const convs = [...discriminator.entries()].filter(([k, t]) => /^main\.\d+\.weight$/.test(k) && t.shape.length === 5).length;
       Object.assign(lossParams, { disc_in_channels: first[1], disc_ch: first[0], disc_num_layers: Math.max(1, convs - 2) });
     }
-    const factor = 2 ** (levels - 1);
     kwargs = {
       embed_dim: need(vae, 'quant_conv.weight', 5, file, 'embed_dim')[0] / 2,
       ddconfig: {
@@ -188,7 +187,6 @@ export function importVae(root: PyValue, file: string, options: VaeImportOptions
       lossconfig: { params: lossParams },
     };
     geometrySource = options.resolution !== undefined ? 'resolution from the template/DiT latent size × 2^(levels−1), temp_res from the DiT frames' : "resolution 96 and temp_res 50 (the reference YAML's)";
-    if ((kwargs.ddconfig as Kwargs).resolution as number % factor !== 0) throw new WeightsError(`${file}: resolution ${(kwargs.ddconfig as Kwargs).resolution} is not divisible by 2^(levels−1) = ${factor}`);
   }
   const result = translate(file, () => vaeFromReference(kwargs));
   const against = call('VAE3d', { embed_dim: kwargs.embed_dim, ddconfig: kwargs.ddconfig });

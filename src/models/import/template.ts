@@ -63,7 +63,15 @@ export function templateFromTensor(t: HostTensor, file: string, expect: LatentGe
   if (shape[1] !== c || shape[3] !== h || shape[4] !== w) {
     throw new WeightsError(`${file}: template ${fmt(t.shape)} does not fit the models: the VAE latent and the DiT need (1, ${c}, 1, ${h}, ${w}). Is it the anatomy_template.pt of this VAE?`);
   }
-  return new HostTensor('f32', shape, Float32Array.from(t.data as Float32Array));
+  return finite(new HostTensor('f32', shape, Float32Array.from(t.data as Float32Array)), file);
+}
+
+/** A NaN or infinite template would turn every generated clip into NaNs. */
+function finite(t: HostTensor, file: string): HostTensor {
+  const data = t.data as Float32Array;
+  const bad = data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new WeightsError(`${file}: the template holds a non-finite value (${data[bad]} at element ${bad})`);
+  return t;
 }
 
 /** The reference's template: mean of the latents over subjects (dim 0) and frames (dim 2), keepdim. */
@@ -85,5 +93,5 @@ export function templateFromLatents(t: HostTensor, file: string, expect: LatentG
     }
   }
   const count = n * frames;
-  return new HostTensor('f32', [1, c, 1, h, w], Float32Array.from(sums, (v) => v / count));
+  return finite(new HostTensor('f32', [1, c, 1, h, w], Float32Array.from(sums, (v) => v / count)), file);
 }
