@@ -14,6 +14,8 @@ import { PyObject, type PyValue } from '../../src/models/io/pickle';
 import { readSafetensors, writeSafetensors } from '../../src/models/io/safetensors';
 import { HostTensor } from '../../src/models/io/tensor';
 import { readSingleTensor } from '../../src/models/import/template';
+import { importFlow } from '../../src/models/import/infer';
+import { writeNpy } from '../../src/data/npy';
 import { fuzzReader, mutants } from '../helpers/fuzz';
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'weights');
@@ -42,6 +44,8 @@ interface Target {
   file: string;
   read: (bytes: Uint8Array, name: string) => unknown;
   count: number;
+  /** Bytes made here instead of read from the fixtures. */
+  bytes?: () => Uint8Array;
 }
 
 const pth = (bytes: Uint8Array, name: string) => touch(readPth(bytes, { name }).root);
@@ -54,13 +58,16 @@ const TARGETS: Target[] = [
   { file: 'legacy.pth', read: pth, count: 60 }, // pre-1.6 format: refused with a clear message
   { file: 'import/anatomy_template.pt', read: (b, n) => readSingleTensor(b, n).numel, count: 100 },
   { file: 'reference.safetensors', read: (b, n) => touch(readSafetensors(b, { name: n }).tensors as unknown as PyValue), count: 300 },
+  // The importer's readers: a template as .npy, and the inference over a whole reference flow checkpoint.
+  { file: 'template.npy', read: (b, n) => readSingleTensor(b, n).numel, count: 100, bytes: () => writeNpy(Float32Array.from({ length: 48 }, (_, i) => Math.sin(i)), [1, 3, 1, 4, 4]) },
+  { file: 'import/checkpoint_flow_best.pth', read: (b, n) => importFlow(readPth(b, { name: n }).root, n, { numHeads: 2 }).dit.size, count: 100 },
 ];
 
 describe('fuzzed weight files: a WeightsError naming the file, or a valid result', () => {
   const totals = { mutants: 0, valid: 0, typed: 0 };
   for (const target of TARGETS) {
     it(`${target.file}: ${target.count} mutants`, async () => {
-      const bytes = bytesOf(target.file);
+      const bytes = target.bytes ? target.bytes() : bytesOf(target.file);
       const name = target.file.split('/').pop()!;
       const list = [...mutants(bytes, 7, target.count / 2), ...mutants(bytes, 1234, target.count / 2, { headerBias: 4096 })];
       const started = performance.now();
@@ -78,7 +85,7 @@ describe('fuzzed weight files: a WeightsError naming the file, or a valid result
   it('summary', () => {
     // Printed for the record (mutant counts per outcome); the per-file tests above do the asserting.
     console.log(`fuzz-weights: ${totals.mutants} mutants, ${totals.typed} WeightsErrors, ${totals.valid} read`);
-    expect(totals.mutants).toBeGreaterThan(1000);
+    expect(totals.mutants).toBeGreaterThan(1300);
   });
 });
 

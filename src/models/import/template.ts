@@ -30,7 +30,8 @@ export function readSingleTensor(bytes: Uint8Array, file: string): HostTensor {
     try {
       array = readNpy(bytes, file);
     } catch (e) {
-      throw new WeightsError(`${file}: ${(e as Error).message}`);
+      const message = (e as Error).message;
+      throw new WeightsError(message.startsWith(`${file}: `) ? message : `${file}: ${message}`);
     }
     t = new HostTensor('f32', array.shape, toFloat32(array.data));
   } else {
