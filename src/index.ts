@@ -47,3 +47,5 @@ export * as init from './models/init';
 export * from './models/io';
 export { InceptionV3, IMAGENET_MEAN, IMAGENET_STD, type InceptionV3Options } from './models/inception-v3';
 export { I3d, samePadding, type I3dOptions, type I3dFeatureOptions } from './models/i3d';
+export * as reference from './models/reference/index';
+export { importPaMae, importVae, importFlow, type PaMaeImport, type VaeImport, type FlowImport, type ReferenceCall } from './models/import/infer';

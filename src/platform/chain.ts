@@ -18,7 +18,8 @@ export const RUN_KINDS: readonly RunKind[] = ['ecg', 'vae', 'flow'];
 /** Files of each run that inference and flow training read (anything else in a run directory is left out). */
 export const CHAIN_FILES: Record<RunKind, { name: string; optional?: boolean }[]> = {
   ecg: [{ name: 'best-weights.safetensors' }],
-  vae: [{ name: 'best-weights.safetensors' }, { name: 'latents.safetensors' }, { name: 'template.safetensors' }, { name: 'val-latents.safetensors', optional: true }],
+  // Generation needs no latents; runs imported from reference checkpoints (src/platform/import.ts) have none.
+  vae: [{ name: 'best-weights.safetensors' }, { name: 'latents.safetensors', optional: true }, { name: 'template.safetensors' }, { name: 'val-latents.safetensors', optional: true }],
   flow: [{ name: 'best-weights.safetensors' }],
 };
 

@@ -66,32 +66,47 @@ function byteSwap(bytes: Uint8Array, elementSize: number): Uint8Array {
   return out;
 }
 
+/** Sizes, strides and offsets: non-negative safe integers (torch never saves negative strides). */
 function asIntList(value: PyValue, what: string): number[] {
   if (!Array.isArray(value)) throw new WeightsError(`${what} is not a tuple`);
-  return value.map((v) => {
-    if (typeof v === 'number') return v;
-    if (typeof v === 'bigint') return Number(v);
-    throw new WeightsError(`${what} holds a non-integer`);
-  });
+  return value.map((v) => asIndex(v, what));
 }
+
+function asIndex(v: PyValue | undefined, what: string): number {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
+  throw new WeightsError(`${what} holds ${typeof v === 'bigint' || typeof v === 'number' ? String(v) : v === null ? 'None' : typeof v}, not a non-negative integer`);
+}
+
+/**
+ * A tensor may be larger than the storage it views only through stride-0 (expanded) dimensions. Such
+ * copies are allowed up to this factor over the storage (or 2^20 elements), so a corrupt size cannot
+ * make us allocate gigabytes from a few bytes.
+ */
+const MAX_EXPANSION = 64;
+/** Total bytes of tensors copied out of one file, as a multiple of its size (or 64 MiB). */
+const COPY_BUDGET_FACTOR = 16;
+const MIN_EXPANDED_LIMIT = 2 ** 20;
 
 /**
  * Copies a strided view out of a storage into a contiguous array. The innermost dimension is a
  * tight loop; outer dimensions are walked with an odometer so any rank works.
  */
 function gatherStrided(source: HostTypedArray, dtype: HostDType, offset: number, size: number[], stride: number[]): HostTypedArray {
-  const numel = shapeNumel(size);
-  const out = allocTyped(dtype, numel);
-  if (numel === 0) return out;
+  // Bounds first, in exact integer arithmetic: nothing is allocated for a view the storage cannot hold.
+  let numel = 1;
   let maxIndex = offset;
-  let minIndex = offset;
   for (let d = 0; d < size.length; d++) {
-    const reach = (size[d] - 1) * stride[d];
-    if (reach > 0) maxIndex += reach; else minIndex += reach;
+    numel *= size[d];
+    if (size[d] > 0) maxIndex += (size[d] - 1) * stride[d];
   }
-  if (minIndex < 0 || maxIndex >= source.length) {
+  if (numel > 0 && (!Number.isSafeInteger(maxIndex) || maxIndex >= source.length)) {
     throw new WeightsError(`tensor view (offset ${offset}, size [${size}], stride [${stride}]) exceeds its storage of ${source.length} elements`);
   }
+  if (numel > Math.max(source.length * MAX_EXPANSION, MIN_EXPANDED_LIMIT)) {
+    throw new WeightsError(`tensor view of ${numel} elements (size [${size}], stride [${stride}]) over a storage of ${source.length} elements: more than ${MAX_EXPANSION}× expansion, corrupt`);
+  }
+  const out = allocTyped(dtype, numel);
+  if (numel === 0) return out;
   let contiguous = true;
   for (let d = size.length - 1, expect = 1; d >= 0; d--) {
     if (size[d] !== 1 && stride[d] !== expect) { contiguous = false; break; }
@@ -124,6 +139,17 @@ function gatherStrided(source: HostTypedArray, dtype: HostDType, offset: number,
 }
 
 export function readPth(bytes: Uint8Array, options: ReadPthOptions = {}): PthFile {
+  try {
+    return readPthUnchecked(bytes, options);
+  } catch (e) {
+    // Every failure leaves as a WeightsError that names the file; anything else is a bug of this reader.
+    const { name } = options;
+    if (e instanceof WeightsError) throw name && !e.message.startsWith(`${name}: `) ? new WeightsError(withName(name, e.message)) : e;
+    throw new WeightsError(withName(name, `reader bug: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`));
+  }
+}
+
+function readPthUnchecked(bytes: Uint8Array, options: ReadPthOptions): PthFile {
   const { name } = options;
   const fail = (message: string): never => { throw new WeightsError(withName(name, message)); };
   if (!looksLikeZip(bytes)) {
@@ -146,6 +172,9 @@ export function readPth(bytes: Uint8Array, options: ReadPthOptions = {}): PthFil
   }
 
   const storages = new Map<string, StorageRecord>();
+  // Every tensor is a copy; shared storages can be copied several times, but not without bound.
+  let copied = 0;
+  const copyBudget = Math.max(bytes.length * COPY_BUDGET_FACTOR, 2 ** 26);
   const storageData = (record: StorageRecord): HostTypedArray => {
     if (record.cached) return record.cached;
     const entry = `${archiveName}/data/${record.key}`;
@@ -164,7 +193,7 @@ export function readPth(bytes: Uint8Array, options: ReadPthOptions = {}): PthFil
     const size = asIntList(sizeValue, 'tensor size');
     const stride = asIntList(strideValue, 'tensor stride');
     if (size.length !== stride.length) throw new WeightsError('tensor size and stride ranks differ');
-    const offset = Number(offsetValue);
+    const offset = asIndex(offsetValue, 'tensor storage offset');
     let source = storageData(record);
     let sourceDType = record.dtype;
     if (dtype && dtype !== record.dtype) {
@@ -174,7 +203,10 @@ export function readPth(bytes: Uint8Array, options: ReadPthOptions = {}): PthFil
       source = typedFromBytes(dtype, bytes, Math.floor(bytes.length / dtypeByteSize(dtype)));
       sourceDType = dtype;
     }
-    return new HostTensor(sourceDType, size, gatherStrided(source, sourceDType, offset, size, stride));
+    const data = gatherStrided(source, sourceDType, offset, size, stride);
+    copied += data.byteLength;
+    if (copied > copyBudget) throw new WeightsError(`the tensors copied out so far (${copied} bytes) exceed ${COPY_BUDGET_FACTOR}× the file size: the pickle references its storages implausibly often (corrupt)`);
+    return new HostTensor(sourceDType, size, data);
   };
 
   const known: Record<string, (args: PyValue[]) => PyValue> = {
@@ -233,7 +265,7 @@ export function readPth(bytes: Uint8Array, options: ReadPthOptions = {}): PthFil
     const keyText = String(key);
     let record = storages.get(keyText);
     if (!record) {
-      record = { key: keyText, dtype, numel: Number(numel), location: String(location) };
+      record = { key: keyText, dtype, numel: asIndex(numel, 'storage element count'), location: String(location) };
       storages.set(keyText, record);
     }
     return new PyOpaque('storage', record);
@@ -273,6 +305,8 @@ function numpyScalar(args: PyValue[]): PyValue {
   const little = !(Array.isArray(state) && state[1] === '>');
   const read = NUMPY_KINDS[kind];
   if (!read) return new PyObject('numpy.scalar', args);
+  const width = Number(kind.slice(1));
+  if (raw.length < width) throw new WeightsError(`numpy scalar of kind ${kind} has ${raw.length} bytes, needs ${width}`);
   const value = read(new DataView(raw.buffer, raw.byteOffset, raw.byteLength), little);
   return typeof value === 'bigint' && Number.isSafeInteger(Number(value)) ? Number(value) : value;
 }

@@ -31,6 +31,16 @@ function entriesOf(tensors: TensorSource): [string, HostTensor][] {
 }
 
 export function readSafetensors(bytes: Uint8Array, options: { name?: string } = {}): SafetensorsFile {
+  try {
+    return readSafetensorsUnchecked(bytes, options);
+  } catch (e) {
+    // Every failure leaves as a WeightsError that names the file; anything else is a bug of this reader.
+    if (e instanceof WeightsError) throw e;
+    throw new WeightsError(`${options.name ? `${options.name}: ` : ''}safetensors: reader bug: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+  }
+}
+
+function readSafetensorsUnchecked(bytes: Uint8Array, options: { name?: string }): SafetensorsFile {
   const fail = (message: string): never => {
     throw new WeightsError(`${options.name ? `${options.name}: ` : ''}safetensors: ${message}`);
   };

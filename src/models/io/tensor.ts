@@ -33,6 +33,7 @@ export function shapeNumel(shape: readonly number[]): number {
 
 /** Allocates a zeroed typed array of the right class for `dtype`. */
 export function allocTyped(dtype: HostDType, numel: number): HostTypedArray {
+  if (!Number.isSafeInteger(numel) || numel < 0) throw new WeightsError(`invalid element count ${numel} for a ${dtype} array`);
   switch (dtype) {
     case 'f32': return new Float32Array(numel);
     case 'f64': return new Float64Array(numel);
@@ -51,9 +52,10 @@ export function allocTyped(dtype: HostDType, numel: number): HostTypedArray {
  * Hosts are assumed little-endian, which holds for every JS engine on x86/ARM.
  */
 export function typedFromBytes(dtype: HostDType, bytes: Uint8Array, numel: number): HostTypedArray {
-  const out = allocTyped(dtype, numel);
+  // Checked before allocating: a corrupt count must not allocate what the bytes cannot fill.
   const need = numel * BYTES_PER_ELEMENT[dtype];
-  if (bytes.byteLength < need) throw new WeightsError(`need ${need} bytes for ${numel} × ${dtype}, have ${bytes.byteLength}`);
+  if (!Number.isSafeInteger(numel) || numel < 0 || bytes.byteLength < need) throw new WeightsError(`need ${need} bytes for ${numel} × ${dtype}, have ${bytes.byteLength}`);
+  const out = allocTyped(dtype, numel);
   new Uint8Array(out.buffer, out.byteOffset, need).set(bytes.subarray(0, need));
   return out;
 }

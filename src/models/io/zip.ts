@@ -14,6 +14,9 @@ const CENTRAL_ENTRY_SIGNATURE = 0x02014b50;
 const LOCAL_HEADER_SIGNATURE = 0x04034b50;
 const EOCD_MIN_SIZE = 22;
 const MAX_COMMENT = 0xffff;
+const MAX_DEFLATE_RATIO = 1032;
+/** Largest entry we inflate (one typed array; V8 caps ArrayBuffers near this). */
+const MAX_ENTRY_BYTES = 2 ** 32;
 
 export interface ZipEntry {
   name: string;
@@ -55,7 +58,7 @@ export class ZipArchive {
       const locator = eocd - 20;
       if (locator < 0 || dv.getUint32(locator, true) !== ZIP64_EOCD_LOCATOR_SIGNATURE) this.fail('zip64 locator missing');
       const zip64Eocd = Number(dv.getBigUint64(locator + 8, true));
-      if (zip64Eocd + 56 > bytes.length || dv.getUint32(zip64Eocd, true) !== ZIP64_EOCD_SIGNATURE) this.fail('zip64 end record missing');
+      if (!Number.isSafeInteger(zip64Eocd) || zip64Eocd + 56 > bytes.length || dv.getUint32(zip64Eocd, true) !== ZIP64_EOCD_SIGNATURE) this.fail('zip64 end record missing');
       entryCount = Number(dv.getBigUint64(zip64Eocd + 32, true));
       directorySize = Number(dv.getBigUint64(zip64Eocd + 40, true));
       directoryOffset = Number(dv.getBigUint64(zip64Eocd + 48, true));
@@ -73,6 +76,7 @@ export class ZipArchive {
       const extraLength = dv.getUint16(p + 30, true);
       const commentLength = dv.getUint16(p + 32, true);
       let localHeaderOffset = dv.getUint32(p + 42, true);
+      if (p + 46 + nameLength + extraLength + commentLength > bytes.length) this.fail(`zip central directory entry ${i} runs past the end of the file (truncated?)`);
       const name = decoder.decode(bytes.subarray(p + 46, p + 46 + nameLength));
       // Zip64 extra field (id 1) carries, in this order, only the sizes/offsets that overflowed.
       let e = p + 46 + nameLength;
@@ -80,11 +84,18 @@ export class ZipArchive {
       while (e + 4 <= extraEnd) {
         const id = dv.getUint16(e, true);
         const size = dv.getUint16(e + 2, true);
+        if (e + 4 + size > extraEnd) this.fail(`zip extra field of '${name}' runs past its entry (corrupt central directory)`);
         if (id === 1) {
           let q = e + 4;
-          if (uncompressedSize === 0xffffffff) { uncompressedSize = Number(dv.getBigUint64(q, true)); q += 8; }
-          if (compressedSize === 0xffffffff) { compressedSize = Number(dv.getBigUint64(q, true)); q += 8; }
-          if (localHeaderOffset === 0xffffffff) { localHeaderOffset = Number(dv.getBigUint64(q, true)); }
+          const next = (): number => {
+            if (q + 8 > e + 4 + size) this.fail(`zip64 extra field of '${name}' is too short`);
+            const v = Number(dv.getBigUint64(q, true));
+            q += 8;
+            return v;
+          };
+          if (uncompressedSize === 0xffffffff) uncompressedSize = next();
+          if (compressedSize === 0xffffffff) compressedSize = next();
+          if (localHeaderOffset === 0xffffffff) localHeaderOffset = next();
         }
         e += 4 + size;
       }
@@ -113,7 +124,15 @@ export class ZipArchive {
     const raw = this.bytes.subarray(start, end);
     if (entry.method === 0) return raw;
     if (entry.method === 8) {
-      const out = inflateSync(raw, { out: new Uint8Array(entry.uncompressedSize) });
+      // Deflate expands at most ~1032:1; a larger claimed size is corruption, not a reason to allocate it.
+      const limit = Math.min(raw.length * MAX_DEFLATE_RATIO + 1024, MAX_ENTRY_BYTES);
+      if (entry.uncompressedSize > limit) this.fail(`zip entry '${name}' claims ${entry.uncompressedSize} bytes from ${raw.length} deflated bytes (more than deflate can produce: corrupt)`);
+      let out: Uint8Array;
+      try {
+        out = inflateSync(raw, { out: new Uint8Array(entry.uncompressedSize) });
+      } catch (e) {
+        return this.fail(`zip entry '${name}' does not inflate (${(e as Error).message || 'corrupt deflate stream'})`);
+      }
       if (out.length !== entry.uncompressedSize) this.fail(`zip entry '${name}' inflated to ${out.length} bytes, expected ${entry.uncompressedSize}`);
       return out;
     }
