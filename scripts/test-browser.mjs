@@ -182,6 +182,8 @@ try {
   }
   // (d) ECG files through the file input, read in the page as the data layer reads them in Node.
   for (const [kind, expected] of Object.entries(node.ecgFiles)) {
+    // NPY stores no sampling rate: the page's rate field supplies it (and must be empty for the others).
+    await page.fill('#ecg-fs', kind === 'npy' ? '500' : '');
     await page.setInputFiles('#ecg-file', expected.files);
     // Each kind has its own file name, so a result left from the previous kind is never mistaken for this one.
     const want = kind === 'wfdb' ? 'rec' : `phantom-${kind}`;

@@ -60,7 +60,7 @@ async function writeEcgFiles(dir: string, ecg: Float32Array): Promise<Record<str
       await memory.writeFile(`/upload/${name}`, data);
     }
     const main = Object.keys(set).find((f) => !f.endsWith('.dat'))!;
-    const prepared = prepareEcg(await readEcgFile(memory, `/upload/${main}`));
+    const prepared = prepareEcg(await readEcgFile(memory, `/upload/${main}`, kind === 'npy' ? { fs: 500 } : {}));
     out[kind] = { files: Object.keys(set).map((f) => join(dir, f)), fingerprint: ecgFingerprint(prepared.data) };
   }
   return out;

@@ -32,15 +32,16 @@ export function phantomInput(seed: number, index: number): EcgInput {
   };
 }
 
-const ECG_EXTENSIONS = /\.(csv|tsv|txt|hea|dat|npy)$/i;
+const ECG_EXTENSIONS = /\.(csv|tsv|txt|hea|dat|npy|xml|dcm|edf|bdf)$/i;
 
 /**
  * A recording from the given files: a WFDB record needs its .hea and .dat together (the header names
- * the .dat), other formats are one file. The first readable recording wins.
+ * the .dat), other formats are one file. The first readable recording wins. `fs` is the sampling rate for
+ * files that store none (NPY; CSV without a time column): it is never assumed.
  */
-export async function ecgFromFiles(files: File[]): Promise<EcgInput> {
+export async function ecgFromFiles(files: File[], options: { fs?: number } = {}): Promise<EcgInput> {
   const usable = files.filter((f) => ECG_EXTENSIONS.test(f.name));
-  if (!usable.length) throw new Error(`no ECG file among ${files.map((f) => f.name).join(', ') || 'the dropped items'} (expected .csv, .tsv, .txt, .hea + .dat, .npy)`);
+  if (!usable.length) throw new Error(`no ECG file among ${files.map((f) => f.name).join(', ') || 'the dropped items'} (expected .csv, .tsv, .txt, .hea + .dat, .npy, .xml (GE CardioSoft/MUSE, HL7 aECG), .dcm (DICOM ECG), .edf/.bdf)`);
   const fs = new MemoryFileSystem();
   await fs.mkdir('/upload');
   for (const f of usable) await fs.writeFile(`/upload/${f.name}`, new Uint8Array(await f.arrayBuffer()));
@@ -48,9 +49,9 @@ export async function ecgFromFiles(files: File[]): Promise<EcgInput> {
   const dat = usable.find((f) => /\.dat$/i.test(f.name));
   if (dat && !header) throw new Error(`${dat.name}: a WFDB .dat file needs its .hea header; drop both together`);
   const main = header ?? usable[0];
-  const recording = await readEcgFile(fs, `/upload/${main.name}`);
+  const recording = await readEcgFile(fs, `/upload/${main.name}`, options.fs !== undefined ? { fs: options.fs } : {});
   const prepared = prepareEcg(recording);
-  return { name: main.name.replace(/\.(hea|csv|tsv|txt|npy)$/i, ''), ecg: prepared.data, warnings: [...recording.warnings, ...prepared.warnings] };
+  return { name: main.name.replace(/\.(hea|csv|tsv|txt|npy|xml|dcm|edf|bdf)$/i, ''), ecg: prepared.data, warnings: [...recording.warnings, ...prepared.warnings] };
 }
 
 /** The bundled tiny chain: web/assets/tiny-chain/manifest.json and its safetensors, fetched. */

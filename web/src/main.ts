@@ -198,7 +198,8 @@ function wire(): void {
   const takeEcg = async (files: File[]) => {
     if (!files.length) return;
     try {
-      droppedEcg = await ecgFromFiles(files);
+      const rate = $<HTMLInputElement>('ecg-fs').value.trim();
+      droppedEcg = await ecgFromFiles(files, rate ? { fs: Number(rate) } : {});
       ($<HTMLInputElement>('ecg-file').closest('label')!.querySelector('input[type=radio]') as HTMLInputElement).checked = true;
       showEcg(droppedEcg);
       log(`ECG ${droppedEcg.name}: 12 × 5000 at 500 Hz${droppedEcg.warnings.length ? `; ${droppedEcg.warnings.join('; ')}` : ''}`);
