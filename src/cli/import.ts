@@ -28,6 +28,7 @@ const USAGE = `usage: npm run import -- --pamae FILE --vae FILE --flow FILE (--t
                         arguments from the checkpoint's shapes (frame size and count from the DiT)
   --dit-heads N         ECG_DiT num_heads (train_flow.py --dit_heads; not stored in the checkpoint; default 8)
   --no-web              do not write DIR/web (the page's chain: manifest.json + safetensors)
+  --allow-nonfinite-weights  convert weights holding NaN/Inf instead of refusing them (generation still refuses them)
 `;
 
 interface Args {
@@ -41,10 +42,11 @@ interface Args {
   configYaml?: string;
   ditHeads?: number;
   noWeb: boolean;
+  allowNonFiniteWeights: boolean;
 }
 
 function parseImportArgs(argv: string[]): Args {
-  const args: Args = { pamae: '', vae: '', flow: '', cines: [], out: '', noWeb: false };
+  const args: Args = { pamae: '', vae: '', flow: '', cines: [], out: '', noWeb: false, allowNonFiniteWeights: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const one = (): string => {
@@ -68,6 +70,7 @@ function parseImportArgs(argv: string[]): Args {
       if (!Number.isInteger(n) || n < 1) throw new UsageError(`--dit-heads must be an integer >= 1, got '${raw}'`);
       args.ditHeads = n;
     } else if (flag === '--no-web') args.noWeb = true;
+    else if (flag === '--allow-nonfinite-weights') args.allowNonFiniteWeights = true;
     else throw new UsageError(`unknown argument '${flag}'`);
   }
   for (const [name, value] of [['--pamae', args.pamae], ['--vae', args.vae], ['--flow', args.flow], ['--out', args.out]] as const) {
@@ -94,7 +97,7 @@ async function main(argv: string[]): Promise<number> {
   const fs = new NodeTrainFileSystem();
   const inputs: ImportInputs = {
     pamae: readInput(args.pamae), vae: readInput(args.vae), flow: readInput(args.flow),
-    ditHeads: args.ditHeads, noWeb: args.noWeb,
+    ditHeads: args.ditHeads, noWeb: args.noWeb, allowNonFiniteWeights: args.allowNonFiniteWeights,
     ...(args.template ? { template: readInput(args.template) } : {}),
     ...(args.latents ? { latents: readInput(args.latents) } : {}),
     ...(args.cines.length ? { computeTemplate: { source: `mean VAE latent (mode) of ${args.cines.length} cine(s)`, compute: (vae) => templateWithEngine(args.cines, fs, vae) } } : {}),

@@ -15,6 +15,7 @@ import { joinPath } from '../data/fs';
 import { WeightsError } from '../models/io/errors';
 import { readPth } from '../models/io/pth';
 import { writeSafetensors } from '../models/io/safetensors';
+import { assertFiniteWeights } from '../models/io/state-dict';
 import { toFloat32StateDict, type StateDict } from '../models/io/state-dict';
 import type { HostTensor } from '../models/io/tensor';
 import { PATCHGAN_CHECKPOINT_PREFIX } from '../models/discriminator3d';
@@ -51,6 +52,8 @@ export interface ImportInputs {
   ditHeads?: number;
   /** Skip OUT/web (the page's chain). */
   noWeb?: boolean;
+  /** Convert weights that hold NaN/Inf instead of refusing them (generation refuses them again unless told). */
+  allowNonFiniteWeights?: boolean;
 }
 
 export interface ImportSummary {
@@ -150,6 +153,12 @@ export async function importReferenceChain(fs: TrainFileSystem, inputs: ImportIn
   };
   const json = (v: unknown) => JSON.stringify(v, null, 1) + '\n';
   const source = (f: InputFile) => ({ source: f.name, importedBy: 'npm run import' });
+  // A diverged reference run must not become a run directory that decodes to black clips: refuse NaN/Inf here.
+  const finite = (tensors: Map<string, HostTensor>, file: InputFile) =>
+    assertFiniteWeights(tensors, { source: file.name, allowNonFinite: inputs.allowNonFiniteWeights, optOut: '--allow-nonfinite-weights' });
+  finite(f32(pamae.tensors), inputs.pamae);
+  finite(f32(vae.vae), inputs.vae);
+  finite(f32(flow.dit), inputs.flow);
   for (const dir of [outDir, runs.ecg, runs.vae]) await fs.mkdir(dir);
 
   await write(joinPath(runs.ecg, 'config.json'), json({ stage: 'ecg', preset: 'reference-import', seed: SEED, data: null, model: pamae.config, imported: { ...source(inputs.pamae), calls: pamae.calls } }));

@@ -257,6 +257,14 @@ describe('checkpoints that do not fit give named errors', () => {
     });
   }
 
+  it('refuses a diverged checkpoint (a NaN weight), naming the file and the tensor, unless told', async () => {
+    const diverged = reference({ noWeb: true, flow: file('diverged-flow.pth') });
+    await expect(importReferenceChain(new MemoryTrainFileSystem(), diverged, '/run')).rejects.toThrow(/diverged-flow\.pth.*x_embedder\.weight[\s\S]*--allow-nonfinite-weights/);
+    const fs = new MemoryTrainFileSystem();
+    await importReferenceChain(fs, { ...diverged, allowNonFiniteWeights: true }, '/run');
+    expect(await fs.exists('/run/best-weights.safetensors')).toBe(true);
+  });
+
   it('refuses to write over an existing run', async () => {
     const fs = new MemoryTrainFileSystem();
     await importReferenceChain(fs, reference({ noWeb: true }), '/run');

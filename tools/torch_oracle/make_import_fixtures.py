@@ -154,6 +154,11 @@ def main():
     save({'epoch': 9, 'model_state_dict': wide.state_dict(), 'encoder_state_dict': encoder.state_dict()}, 'mismatched-flow.pth')
     # Saved from an nn.DataParallel wrapper (module. prefixes), without the fine-tuned encoder.
     save({'epoch': 9, 'model_state_dict': {f'module.{k}': v for k, v in dit.state_dict().items()}}, 'dataparallel-flow.pth')
+    # A diverged run: one DiT weight is NaN; npm run import must refuse it, naming the file and the tensor.
+    diverged = {f'module.{k}': v.clone() for k, v in dit.state_dict().items()}
+    nan_key = next(k for k in diverged if k.endswith('.weight'))
+    diverged[nan_key].view(-1)[3] = float('nan')
+    save({'epoch': 9, 'model_state_dict': diverged}, 'diverged-flow.pth')
 
     levels = len(DD['ch_mult'])
     h = DD['resolution'] // 2 ** (levels - 1)
