@@ -15,7 +15,7 @@ import { Engine } from '../engine/engine';
 import { resizeCine } from '../train/cine-data';
 import { runCliMain } from './cli-main';
 import { NodeTrainFileSystem } from '../train/node-files';
-import { UsageError } from '../train/options';
+import { oneOf, UsageError } from '../train/options';
 import { FlowPipeline } from '../train/pipeline';
 import { SAMPLE_DEFAULTS, SAMPLER_METHODS, TIME_GRIDS, type SamplerMethod, type TimeGrid } from '../train/sampler';
 
@@ -132,20 +132,11 @@ function parseGenerateArgs(argv: string[]): Args {
     else if (flag === '--unconditional') args.unconditional = true;
     else if (flag === '--reconstruct') args.reconstruct = true;
     else if (flag === '--fs') args.ecgFs = number(flag, list[++i], (n) => Number.isFinite(n) && n > 0, 'a sampling frequency in Hz');
-    else if (flag === '--ecg-checks') {
-      const m = one();
-      if (!(ECG_CHECK_MODES as readonly string[]).includes(m)) throw new UsageError(`--ecg-checks must be one of ${ECG_CHECK_MODES.join(', ')}, got '${m}'`);
-      args.ecgChecks = m as EcgCheckMode;
-    } else if (flag === '--allow-nonfinite-weights') args.allowNonFiniteWeights = true;
-    else if (flag === '--time-grid') {
-      const g = one();
-      if (!(TIME_GRIDS as readonly string[]).includes(g)) throw new UsageError(`--time-grid must be one of ${TIME_GRIDS.join(', ')}, got '${g}'`);
-      args.timeGrid = g as TimeGrid;
-    } else if (flag === '--sampler') {
-      const m = one();
-      if (!(SAMPLER_METHODS as readonly string[]).includes(m)) throw new UsageError(`--sampler must be one of ${SAMPLER_METHODS.join(', ')}, got '${m}'`);
-      args.sampler = m as SamplerMethod;
-    } else throw new UsageError(`unknown argument '${flag}'`);
+    else if (flag === '--ecg-checks') args.ecgChecks = oneOf(flag, one(), ECG_CHECK_MODES);
+    else if (flag === '--allow-nonfinite-weights') args.allowNonFiniteWeights = true;
+    else if (flag === '--time-grid') args.timeGrid = oneOf(flag, one(), TIME_GRIDS);
+    else if (flag === '--sampler') args.sampler = oneOf(flag, one(), SAMPLER_METHODS);
+    else throw new UsageError(`unknown argument '${flag}'`);
   }
   if (!args.checkpoint) throw new UsageError('--checkpoint is required (a flow run directory)');
   if (!args.out) throw new UsageError('--out is required');

@@ -11,7 +11,7 @@ import { SPLIT_NAMES, type SplitName } from '../data/dataset';
 import { Engine } from '../engine/engine';
 import { runSynthesis } from '../synthesize/job';
 import { datasetSources, fileSources, phantomSources, type SynthesisSource } from '../synthesize/sources';
-import { UsageError } from '../train/options';
+import { oneOf, UsageError } from '../train/options';
 import { NodeTrainFileSystem } from '../train/node-files';
 import { FlowPipeline } from '../train/pipeline';
 import { formatDuration } from '../train/progress';
@@ -130,15 +130,9 @@ export function parseSynthesizeArgs(argv: string[]): Args {
     else if (flag === '--seed') args.seed = int(0);
     else if (flag === '--unconditional') args.unconditional = true;
     else if (flag === '--stage1-encoder') args.stage1Encoder = true;
-    else if (flag === '--time-grid') {
-      const g = one();
-      if (!(TIME_GRIDS as readonly string[]).includes(g)) throw new UsageError(`--time-grid must be one of ${TIME_GRIDS.join(', ')}, got '${g}'`);
-      args.timeGrid = g as TimeGrid;
-    } else if (flag === '--sampler') {
-      const m = one();
-      if (!(SAMPLER_METHODS as readonly string[]).includes(m)) throw new UsageError(`--sampler must be one of ${SAMPLER_METHODS.join(', ')}, got '${m}'`);
-      args.sampler = m as SamplerMethod;
-    } else throw new UsageError(`unknown argument '${flag}'`);
+    else if (flag === '--time-grid') args.timeGrid = oneOf(flag, one(), TIME_GRIDS);
+    else if (flag === '--sampler') args.sampler = oneOf(flag, one(), SAMPLER_METHODS);
+    else throw new UsageError(`unknown argument '${flag}'`);
   }
   if (!args.checkpoint) throw new UsageError('--checkpoint is required (a flow run directory)');
   if (!args.out) throw new UsageError('--out is required');

@@ -1,15 +1,10 @@
 /** Small seeded helpers of the downstream experiment (host side): a PRNG, shuffles and the folds by subject. */
-import { hashSeed } from '../data/random';
+import { hashSeed, Rng } from '../data/random';
 
-export function mulberry32(seed: number): () => number {
-  let a = hashSeed(seed) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** A seeded uniform [0, 1) stream (the data layer's mulberry32 `Rng`). */
+export function seededUniform(seed: number): () => number {
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 export function shuffled<T>(items: readonly T[], rnd: () => number): T[] {
@@ -30,7 +25,7 @@ export function subjectFolds(ids: readonly string[], k: number, seed: number, st
   if (!Number.isInteger(k) || k < 2) throw new Error(`--folds must be an integer >= 2, got ${k}`);
   if (ids.length < k) throw new Error(`${ids.length} labelled subjects cannot make ${k} folds`);
   if (new Set(ids).size !== ids.length) throw new Error('subject ids repeat: folds are made by subject, so ids must be unique');
-  const rnd = mulberry32(hashSeed(seed, 0xf01d));
+  const rnd = seededUniform(hashSeed(seed, 0xf01d));
   const groups = new Map<string, number[]>();
   ids.forEach((_, i) => {
     const key = String(strata?.[i] ?? '');

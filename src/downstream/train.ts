@@ -22,7 +22,7 @@ import type { CineGeometry } from '../train/cine-data';
 import { augmentClip } from './augment';
 import { ntXentLoss, softmaxCrossEntropy } from './losses';
 import { ProjectionHead, VideoEncoder, type VideoEncoderConfig } from './model';
-import { mulberry32, shuffled } from './random';
+import { seededUniform, shuffled } from './random';
 
 export interface PretrainOptions {
   epochs: number;
@@ -78,7 +78,7 @@ export async function pretrainContrastive(engine: Engine, encoder: VideoEncoder,
   const projection = new ProjectionHead({ backend: engine.backend, gen: new Generator(o.seed + 1) }, encoder.featureDim);
   const params = [...encoder.parameters(), ...projection.parameters()];
   const optimizer = new AdamW(params, { lr: o.lr, weightDecay: 1e-4 });
-  const rnd = mulberry32(o.seed);
+  const rnd = seededUniform(o.seed);
   const batch = Math.min(o.batch, clips.length);
   const curve: number[] = [];
   encoder.training = true;
@@ -134,7 +134,7 @@ export async function finetune(engine: Engine, encoder: VideoEncoder, clips: Flo
   const outputs = task.kind === 'classify' ? task.classes : task.outputs;
   const head = new Linear({ backend: engine.backend, gen: new Generator(o.seed + 2) }, encoder.featureDim, outputs);
   const optimizer = new AdamW([...encoder.parameters(), ...head.parameters()], { lr: o.lr, weightDecay: o.weightDecay ?? 1e-4 });
-  const rnd = mulberry32(o.seed + 3);
+  const rnd = seededUniform(o.seed + 3);
   const curve: number[] = [];
   encoder.training = true;
   try {

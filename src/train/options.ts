@@ -99,6 +99,12 @@ const INTEGER_FLAGS: Record<string, keyof RunOverrides> = {
 
 export class UsageError extends Error {}
 
+/** `value` when it is one of `allowed`, else a UsageError naming the flag and the choices. */
+export function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`${flag} must be one of ${allowed.join(', ')}, got '${value}'`);
+  return value as T;
+}
+
 /** Parses `--flag value` / `--flag=value` arguments; throws UsageError with a readable message. */
 export function parseRunArgs(argv: readonly string[]): RunOptions {
   const options: RunOptions = { stage: '', preset: 'tiny', overrides: {}, quiet: false };
@@ -118,11 +124,8 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
     if (flag === '--quiet') options.quiet = true;
     else if (flag === '--amp') options.amp = true;
     else if (flag === '--allow-nonfinite-weights') options.allowNonFiniteWeights = true;
-    else if (flag === '--on-nonfinite') {
-      const a = value();
-      if (!(NON_FINITE_ACTIONS as readonly string[]).includes(a)) throw new UsageError(`--on-nonfinite must be one of ${NON_FINITE_ACTIONS.join(', ')}, got '${a}'`);
-      options.onNonFinite = a as NonFiniteAction;
-    } else if (flag === '--nonfinite-limit') {
+    else if (flag === '--on-nonfinite') options.onNonFinite = oneOf(flag, value(), NON_FINITE_ACTIONS);
+    else if (flag === '--nonfinite-limit') {
       const raw = value();
       const n = Number(raw);
       if (!Number.isInteger(n) || n < 1) throw new UsageError(`--nonfinite-limit must be an integer ≥ 1, got '${raw}'`);

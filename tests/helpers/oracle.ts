@@ -4,6 +4,7 @@ import { backward } from '../../src/engine/autograd';
 import { tidy } from '../../src/engine/scope';
 import type { Tensor } from '../../src/engine/tensor';
 import { mul, sum } from '../../src/index';
+import { uniformValues } from './values';
 
 /** One GPU engine per test file (vitest runs files in separate processes). */
 let gpu: Engine | null = null;
@@ -19,17 +20,7 @@ export const cpu = Engine.cpu();
 
 /** Deterministic test data (xorshift), in [lo, hi). */
 export function randomValues(n: number, seed = 1, lo = -1, hi = 1): Float64Array {
-  let s = (seed * 2654435761) >>> 0 || 1;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = lo + ((s >>> 8) / 2 ** 24) * (hi - lo);
-  }
-  return out;
+  return uniformValues(n, seed, lo, hi);
 }
 
 export interface InputSpec {

@@ -17,6 +17,7 @@ import type { Tensor } from '../../src/engine/tensor';
 import { expand, permute, reshape, slice } from '../../src/kernels/views';
 import { add, copyInto, mul } from '../../src/kernels/elementwise';
 import { sum } from '../../src/kernels/reduce';
+import { uniformValues } from '../helpers/values';
 
 /**
  * How an operand is handed to the op:
@@ -63,20 +64,7 @@ export interface ConformanceCase {
 
 export class ConformanceError extends Error {}
 
-/** Deterministic values (xorshift), in [lo, hi); exactly representable in f32. */
-export function uniformValues(n: number, seed: number, lo = -1, hi = 1): Float64Array {
-  let s = (seed * 2654435761) >>> 0 || 1;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = lo + ((s >>> 8) / 2 ** 24) * (hi - lo);
-  }
-  return out;
-}
+export { uniformValues };
 
 /** Values in [-1, 1) on a 2^-10 grid: exact in f16, so both backends start from the same numbers. */
 export const halfValues = (n: number, seed: number) => uniformValues(n, seed).map((v) => Math.round(v * 1024) / 1024);
