@@ -7,6 +7,7 @@ import { zipSync } from 'fflate';
 import { beforeAll, expect, it } from 'vitest';
 import { DataError, MemoryFileSystem, readCmrFile, readZipArchive, type CmrFileResult } from '../../src/data';
 import { describeReal, realFile } from '../helpers/real-files';
+import { asZip64 } from '../helpers/zip-rewrite';
 import { editDicom, TAG, type DicomEdit } from './helpers/dicom-edit';
 
 interface SeriesSpec {
@@ -150,6 +151,11 @@ describeReal('UK-Biobank-like archives: series selection', () => {
     expect(picked.frames).toBe(1);
     expect(Array.from(picked.data)).toEqual(Array.from(alone.data));
     expect(picked.selection?.chosen.description).toBe('CBU_DTI_64D_1A');
+  });
+
+  it('a ZIP64 archive (as written past 4 GB or by streaming zippers) reads like the plain one', () => {
+    const zip = subjectZip();
+    expect(readZipArchive(asZip64(zip), 'z.zip')).toEqual(readZipArchive(zip, 'z.zip'));
   });
 
   it('a damaged archive is a DataError: CRC mismatch, oversized entry, truncation', async () => {

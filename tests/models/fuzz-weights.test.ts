@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { unzipSync, zipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
 import { WeightsError } from '../../src/models/io/errors';
 import { readPth } from '../../src/models/io/pth';
@@ -17,6 +18,7 @@ import { readSingleTensor } from '../../src/models/import/template';
 import { importFlow } from '../../src/models/import/infer';
 import { writeNpy } from '../../src/data/npy';
 import { fuzzReader, mutants } from '../helpers/fuzz';
+import { withoutCrc32 } from '../helpers/zip-rewrite';
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'weights');
 const bytesOf = (name: string) => new Uint8Array(readFileSync(join(FIXTURES, name)));
@@ -54,6 +56,10 @@ const TARGETS: Target[] = [
   { file: 'dtypes.pth', read: pth, count: 150 }, // every storage type, empty and scalar tensors
   { file: 'views.pth', read: pth, count: 150 }, // shared storages, offsets, strides, stride-0 expand
   { file: 'big_endian.pth', read: pth, count: 150 }, // deflated entries, byteorder record
+  // With CRC32s checked, nearly every mutant of an entry's data is refused as corrupt; copies without CRC32s
+  // (as torch writes them when told not to compute them) let the mutants reach the pickle and tensor readers.
+  { file: 'nested_checkpoint-no-crc32.pth', read: pth, count: 200, bytes: () => withoutCrc32(bytesOf('nested_checkpoint.pth')) },
+  { file: 'views-no-crc32.pth', read: pth, count: 150, bytes: () => withoutCrc32(bytesOf('views.pth')) },
   { file: 'bare_tensor.pt', read: pth, count: 100 },
   { file: 'legacy.pth', read: pth, count: 60 }, // pre-1.6 format: refused with a clear message
   { file: 'import/anatomy_template.pt', read: (b, n) => readSingleTensor(b, n).numel, count: 100 },
@@ -103,16 +109,15 @@ describe('hand-made hostile inputs', () => {
     expect(String((error as Error).message)).toMatch(message);
   };
 
-  /** nested_checkpoint.pth with its data.pkl overwritten from the start by `pickle` (which ends in STOP; the rest is never read). */
+  /**
+   * nested_checkpoint.pth with its data.pkl overwritten from the start by `pickle` (which ends in STOP; the
+   * rest is never read), re-zipped so that the entry's CRC32 matches.
+   */
   function withPickle(pickle: Uint8Array): Uint8Array {
-    const src = bytesOf('nested_checkpoint.pth');
-    const at = new TextDecoder('latin1').decode(src).indexOf('nested_checkpoint/data.pkl');
-    const dv = new DataView(src.buffer, src.byteOffset);
-    // The entry's data follows its local header (30 bytes before the name), the name and the extra field.
-    const start = at + dv.getUint16(at - 30 + 26, true) + dv.getUint16(at - 30 + 28, true);
-    const out = src.slice();
-    out.set(pickle, start);
-    return out;
+    const files = unzipSync(bytesOf('nested_checkpoint.pth'));
+    const edited = files['nested_checkpoint/data.pkl'].slice();
+    edited.set(pickle);
+    return zipSync({ ...files, 'nested_checkpoint/data.pkl': edited }, { level: 0 });
   }
   const latin1 = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
 

@@ -8,8 +8,8 @@ import {
   floatToHalfBits, halfBitsToFloat, bf16BitsToFloat, readPth, readSafetensors, stripPrefix, toFloat32StateDict, writeSafetensors,
   type HostDType, type PyValue,
 } from '../../src/models/io/index';
-import { ZipArchive } from '../../src/models/io/zip';
 import { runConvert } from '../../src/cli/convert';
+import { asZip64, withoutCrc32 } from '../helpers/zip-rewrite';
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'weights');
 const fixture = (name: string) => new Uint8Array(readFileSync(join(FIXTURES, name)));
@@ -243,19 +243,44 @@ describe('half-precision conversions', () => {
   });
 });
 
+describe('readPth: the ZIP container', () => {
+  it('reads a checkpoint saved without CRC32s (torch.serialization.set_crc32_options(False) writes 0)', () => {
+    const bytes = fixture('plain_state_dict.pth');
+    expect(readPth(withoutCrc32(bytes)).root).toEqual(readPth(bytes).root);
+  });
+
+  it('reads ZIP64 archives (torch writes them for checkpoints over 4 GB)', () => {
+    for (const name of ['plain_state_dict.pth', 'big_endian.pth']) {
+      const bytes = fixture(name);
+      expect(readPth(asZip64(bytes)).root, name).toEqual(readPth(bytes).root);
+    }
+  });
+});
+
 describe('readPth errors', () => {
   it('names truncation, legacy files and non-zips', () => {
     const bytes = fixture('plain_state_dict.pth');
-    expect(() => readPth(bytes.subarray(0, bytes.length - 30), { name: 'cut.pth' })).toThrow(/cut\.pth: zip end-of-central-directory record not found \(file truncated/);
+    expect(() => readPth(bytes.subarray(0, bytes.length - 30), { name: 'cut.pth' })).toThrow(/cut\.pth: ZIP end-of-central-directory record not found \(file truncated/);
     expect(() => readPth(fixture('legacy.pth'))).toThrow(/unsupported legacy .*re-save it with torch>=1\.6/);
     expect(() => readPth(new TextEncoder().encode('hello world'))).toThrow(WeightsError);
   });
 
+  it('refuses a storage whose bytes no longer match their CRC32, naming the file and the entry', () => {
+    const flipped = fixture('plain_state_dict.pth').slice();
+    const localHeader = new TextDecoder('latin1').decode(flipped).indexOf('plain_state_dict/data/0') - 30;
+    const view = new DataView(flipped.buffer);
+    // The entry's data follows its local header, the name and the extra field.
+    const dataAt = localHeader + 30 + view.getUint16(localHeader + 26, true) + view.getUint16(localHeader + 28, true);
+    flipped[dataAt + 3] ^= 0x10;
+    expect(() => readPth(flipped, { name: 'flip.pth' })).toThrow(/^flip\.pth: plain_state_dict\/data\/0: ZIP entry CRC32 mismatch \(stored 0x[0-9a-f]+, computed 0x[0-9a-f]+\)/);
+  });
+
   it('names an unknown pickle opcode and its offset', () => {
-    const bytes = fixture('views.pth').slice();
-    const pickle = new ZipArchive(bytes).read('views/data.pkl'); // a view into `bytes` (stored entry)
+    // Re-zipped so the entry's CRC32 matches the edited pickle (a byte flipped in place is refused as corrupt).
+    const files = unzipSync(fixture('views.pth'));
+    const pickle = files['views/data.pkl'].slice();
     pickle[2] = 0xff;
-    expect(() => readPth(bytes)).toThrow(/pickle: unknown or unsupported opcode 0xff \(at byte 2\)/);
+    expect(() => readPth(zipSync({ ...files, 'views/data.pkl': pickle }, { level: 0 }))).toThrow(/pickle: unknown or unsupported opcode 0xff \(at byte 2\)/);
   });
 
   it('reports a truncated pickle and a missing storage record', () => {

@@ -7,7 +7,7 @@
 import { WeightsError, withName } from './errors';
 import { PyGlobal, PyObject, PyOpaque, isTuple, unpickle, type PyDict, type PyValue } from './pickle';
 import { HostTensor, allocTyped, dtypeByteSize, shapeNumel, typedFromBytes, type HostDType, type HostTypedArray } from './tensor';
-import { ZipArchive, looksLikeZip } from './zip';
+import { extractZipEntry, isZip, readCentralDirectory, ZipFormatError, type ZipEntry } from '../../data/readers/zip-archive';
 
 export interface PthFile {
   /** The unpickled object: a state dict (Map), a checkpoint dict of dicts, or a bare tensor. */
@@ -152,12 +152,30 @@ export function readPth(bytes: Uint8Array, options: ReadPthOptions = {}): PthFil
 function readPthUnchecked(bytes: Uint8Array, options: ReadPthOptions): PthFile {
   const { name } = options;
   const fail = (message: string): never => { throw new WeightsError(withName(name, message)); };
-  if (!looksLikeZip(bytes)) {
+  if (!isZip(bytes)) {
     if (looksLikeLegacyTorch(bytes)) fail('unsupported legacy (pre-1.6, non-zip) torch.save format; re-save it with torch>=1.6: torch.save(torch.load(f), f2)');
     fail('not a torch.save zip archive (no zip signature)');
   }
-  const zip = new ZipArchive(bytes, name);
-  const pickleEntries = [...zip.entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
+  // The ZIP reader is shared with the CMR archives; its problems become WeightsErrors naming this file and the entry.
+  const fromZipReader = <T>(read: () => T): T => {
+    try {
+      return read();
+    } catch (e) {
+      if (e instanceof ZipFormatError) fail(withName(e.entryName, e.problem));
+      throw e;
+    }
+  };
+  // A repeated name resolves to its last entry, as in Python's zipfile.
+  const entries = new Map<string, ZipEntry>(fromZipReader(() => readCentralDirectory(bytes)).map((entry) => [entry.name, entry]));
+  const zip = {
+    has: (entryName: string) => entries.has(entryName),
+    read: (entryName: string) => {
+      const entry = entries.get(entryName);
+      if (!entry) return fail(`zip entry '${entryName}' not found`);
+      return fromZipReader(() => extractZipEntry(bytes, entry, { zeroCrcMeansUnchecked: true }));
+    },
+  };
+  const pickleEntries = [...entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
   if (pickleEntries.length === 0) fail('zip archive has no <archive>/data.pkl: not a torch.save checkpoint');
   if (pickleEntries.length > 1) fail(`zip archive has several pickles (${pickleEntries.join(', ')})`);
   const archiveName = pickleEntries[0].slice(0, -'/data.pkl'.length);
