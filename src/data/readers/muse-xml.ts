@@ -18,10 +18,11 @@
  * (too short) recording. MUSE usually stores 8 leads (I, II, V1-V6); III, aVR, aVL and aVF are left
  * missing here so that prepareEcg derives them (Einthoven/Goldberger) and says so in its warnings.
  * Amplitude units and units-per-bit are read per lead, since they may differ between leads.
- * LeadDataCRC32, when present, is checked (CRC-32 of the decoded bytes): a mismatch is a DataError.
+ * LeadDataCRC32, when present, is checked (CRC-32 as zlib's, of the decoded bytes): a mismatch is a DataError.
  */
 import { DataError } from '../errors';
 import { type XmlNode, child, childText, children, parseEcgXml, textOf } from './ecg-xml';
+import { crc32 } from './gzip';
 import {
   type EcgReadResult,
   type NamedSignal,
@@ -44,23 +45,6 @@ function decodeBase64(text: string, source: string, field: string): Uint8Array {
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
   return bytes;
-}
-
-/** CRC-32 (IEEE, as zlib): MUSE stores it per lead over the decoded bytes in LeadDataCRC32. */
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
 
 function samplingRate(waveform: XmlNode, source: string): number {
