@@ -57,18 +57,20 @@ export interface StripSubject {
   rPeaks: number[];
 }
 
-/** One 10 s lead-II strip per subject on ECG paper (25 mm/s, 10 mm/mV at 1 px per mm), R peaks as red marks. */
+/** One 10 s lead-II strip per subject on ECG paper (25 mm/s, 10 mm/mV at 3 px per mm), R peaks as red marks. */
 export function ecgStripGridSvg(subjects: StripSubject[], fs = 500): string {
-  const pxPerS = 25;
-  const pxPerMv = 10;
-  const rowH = 50;
+  // 3 px per mm: a 10 s strip is 750 px wide, wide enough for its title and to see P and T waves.
+  const mm = 3;
+  const pxPerS = 25 * mm;
+  const pxPerMv = 10 * mm;
+  const rowH = 40 * mm;
   const left = 6;
   const seconds = subjects.length ? subjects[0].lead.length / fs : 10;
   const width = left * 2 + seconds * pxPerS;
   const height = subjects.length * (rowH + 14) + 4;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="10">`,
-    '<defs><pattern id="g" width="5" height="5" patternUnits="userSpaceOnUse"><path d="M5 0H0V5" fill="none" stroke="#f1c4c4" stroke-width="0.4"/></pattern></defs>',
+    `<defs><pattern id="g" width="${5 * mm}" height="${5 * mm}" patternUnits="userSpaceOnUse"><path d="M${5 * mm} 0H0V${5 * mm}" fill="none" stroke="#f1c4c4" stroke-width="0.5"/></pattern></defs>`,
     '<rect width="100%" height="100%" fill="#fff"/>',
   ];
   subjects.forEach((s, k) => {
