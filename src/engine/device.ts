@@ -97,8 +97,10 @@ export async function createGpuContext(options: DeviceOptions = {}): Promise<Gpu
     return adapter.features.has(f);
   });
   // Ask for the adapter's best value of each limit the kernels use: the defaults (e.g. 128 MiB bindings,
-  // 16 KiB shared memory) are lower. Only these: asking for every limit makes Dawn warn that it reduced the
-  // dynamic-buffer limits nobody uses, and other implementations may refuse limits they only list.
+  // 16 KiB shared memory) are lower. Only these: a limit an implementation lists but does not know how to
+  // grant (wgpu lists native-only ones) must not be able to fail requestDevice. Dawn's two
+  // "maxDynamic…BuffersPerPipelineLayout artificially reduced" lines come earlier, from its adapter
+  // discovery on lavapipe (docs/ENGINE.md, "Dawn and wgpu").
   const requiredLimits: Record<string, number> = {};
   const limits = adapter.limits as unknown as Record<string, number>;
   for (const key of USED_LIMITS) {

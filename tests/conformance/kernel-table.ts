@@ -18,7 +18,7 @@ import { conv1d, conv2d, conv3d, setConvTiling, type ConvTiling } from '../../sr
 import { avgPool1d, avgPool2d, avgPool3d, maxPool1d, maxPool2d, maxPool3d } from '../../src/kernels/pool';
 import { interpolateLinear1d, resizeBilinear2d, upsampleNearest } from '../../src/kernels/resample';
 import { batchNorm, groupNorm, l2NormalizeChannels, layerNorm } from '../../src/kernels/norm';
-import { attention, attentionWithLogSumExp, setAttentionTiling } from '../../src/kernels/attention';
+import { attention, attentionWithLogSumExp } from '../../src/kernels/attention';
 import { flowInterpolate, gaussianKl, hingeDiscriminatorLoss, hingeGeneratorLoss, l1Loss, mseLoss, pixelOutlierPenalty } from '../../src/kernels/loss';
 import { dropout } from '../../src/kernels/dropout';
 import { Generator, rand, randn } from '../../src/kernels/random';
@@ -227,15 +227,6 @@ const attentions: CompareCase[] = [
   { name: 'attention cross Nq 70 × Nk 50, several key tiles', op: attn, inputs: qkv(1, 1, 70, 50, 32) },
   { name: 'attention size-1 sequences', op: attn, inputs: qkv(3, 1, 1, 1, 64) },
   { name: 'attention non-contiguous [B, N, H, D] views', op: attn, inputs: qkv(2, 2, 19, 23, 32, [0, 2, 1, 3]) },
-  {
-    name: 'attention forced tiling 16 rows per group, 8-row tiles',
-    op: attn,
-    inputs: qkv(1, 2, 37, 29, 32),
-    variant: () => {
-      setAttentionTiling({ rowsPerGroup: 16, tileRows: 8 });
-      return () => setAttentionTiling(null);
-    },
-  },
   { name: 'attention head dim 20 (padded vec4s), scale 0.5', op: (q, k, v) => attention(q, k, v, { scale: 0.5 }), inputs: qkv(1, 2, 13, 17, 20) },
   { name: 'attentionWithLogSumExp output and log-sum-exp (no gradient)', op: (q, k, v) => { const { out, lse } = attentionWithLogSumExp(q, k, v); return ops.add(out, reshape(lse, [1, 1, 9, 1])); }, inputs: qkv(1, 1, 9, 12, 32), forwardOnly: true },
   {
