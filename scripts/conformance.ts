@@ -1,7 +1,7 @@
 /**
  * Runs conformance tables (tests/conformance/harness.ts) on this runtime's WebGPU: Dawn under Node
  * (`tsx scripts/conformance.ts`), wgpu/Naga under Deno (`deno run -A --sloppy-imports scripts/conformance.ts`).
- * Arguments: table modules (any module exporting `conformanceCases`; default the kernel table) and
+ * Arguments: table modules (any module exporting `conformanceCases`; default the kernel and device tables) and
  * `--filter text`. One line per case, closing with `N passed, N failed`; exits non-zero on any failure.
  */
 import process from 'node:process';
@@ -13,7 +13,7 @@ import { casesOf, runConformance, type ConformanceCase } from '../tests/conforma
 const args = process.argv.slice(2);
 const filterAt = args.indexOf('--filter');
 const filter = filterAt >= 0 ? args.splice(filterAt, 2)[1] : null;
-const modules = args.length > 0 ? args : ['tests/conformance/kernel-table.ts'];
+const modules = args.length > 0 ? args : ['tests/conformance/kernel-table.ts', 'tests/conformance/device-table.ts'];
 
 const cases: ConformanceCase[] = [];
 for (const path of modules) cases.push(...casesOf(await import(pathToFileURL(resolve(path)).href), path));

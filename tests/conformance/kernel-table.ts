@@ -1,7 +1,7 @@
 /**
  * The kernel conformance table: every op family, forward and backward, on the GPU against the float64
  * reference, over the edge shapes (size-1 dims, odd sizes, non-contiguous views, broadcasting, more than
- * one workgroup/tile, forced kernel variants). Framework-free: run by tests/conformance/kernel-table.test.ts
+ * one workgroup/tile, forced kernel variants). Framework-free: run by tests/conformance/conformance.test.ts
  * under vitest (Dawn) and by scripts/deno-conformance.ts under Deno (wgpu).
  * Shapes stay tiny: lavapipe runs a few GFLOP/s and compiles each pipeline in ~0.5-1 s.
  */
