@@ -12,6 +12,7 @@ import { max, mean, min, std, sum, variance } from '../../src/kernels/reduce';
 import { softmax, logSoftmax } from '../../src/kernels/softmax';
 import { linear, matmul, matmulScaled, setMatmulTiling } from '../../src/kernels/matmul';
 import type { MatmulTiling } from '../../shaders/matmul.wgsl';
+import { setSubgroupMatmul, setSubgroupMatmulEmulation, subgroupMatmulDispatches } from '../../src/kernels/matmul-subgroup';
 import { concat, gather, indexSelect, pad, stack } from '../../src/kernels/layout';
 import { contiguous, expand, permute, reshape, slice, split, transpose } from '../../src/kernels/views';
 import { conv1d, conv2d, conv3d, setConvTiling, type ConvTiling } from '../../src/kernels/conv';
@@ -22,7 +23,7 @@ import { attention, attentionWithLogSumExp } from '../../src/kernels/attention';
 import { flowInterpolate, gaussianKl, hingeDiscriminatorLoss, hingeGeneratorLoss, l1Loss, mseLoss, pixelOutlierPenalty } from '../../src/kernels/loss';
 import { dropout } from '../../src/kernels/dropout';
 import { Generator, rand, randn } from '../../src/kernels/random';
-import { seededValues, type CompareCase, type ConformanceCase } from './harness';
+import { ConformanceFailure, seededValues, type CompareCase, type ConformanceCase } from './harness';
 import { optimizerCases } from './optimizer-table';
 
 const unary: [string, (x: Tensor) => Tensor, number, number][] = [
@@ -118,6 +119,29 @@ const matmuls: CompareCase[] = [
     { name: `matmul variant ${JSON.stringify(t)} [2, 67, 33] × [33, 71]`, op: matmul, inputs: [{ shape: [2, 67, 33] }, { shape: [33, 71] }], variant: withMatmulTiling(t), ...mm },
     { name: `linear variant ${JSON.stringify(t)}`, op: (x, w, b) => linear(x, w, b), inputs: [{ shape: [5, 9] }, { shape: [7, 9] }, { shape: [7] }], variant: withMatmulTiling(t), ...mm },
   ]),
+  {
+    // The subgroup-matrix kernel with its matrix builtins emulated in plain WGSL: compiles on any adapter.
+    name: 'subgroup-matrix matmul, emulated 8×8×8 matrices, f16 [67, 45] × [45, 33] (no gradient)',
+    op: (a, b) => {
+      const before = subgroupMatmulDispatches();
+      const y = ops.cast(matmul(ops.cast(a, 'f16'), ops.cast(b, 'f16')), 'f32');
+      if (a.backend.kind === 'webgpu' && subgroupMatmulDispatches() !== before + 1) throw new ConformanceFailure('the subgroup-matrix kernel did not run');
+      return y;
+    },
+    inputs: [{ shape: [67, 45] }, { shape: [45, 33] }],
+    variant: () => {
+      setSubgroupMatmulEmulation({ config: { componentType: 'f16', resultComponentType: 'f32', M: 8, N: 8, K: 8 }, subgroupSize: 32 });
+      const previous = setSubgroupMatmul('force');
+      return () => {
+        setSubgroupMatmulEmulation(null);
+        setSubgroupMatmul(previous);
+      };
+    },
+    forwardOnly: true,
+    rtol: 1e-2,
+    atol: 1e-2,
+    requires: 'f16',
+  },
   {
     name: 'autocast matmul (f16 operands, f32 out)',
     op: (a, b) => autocast(() => matmul(a, b)),
