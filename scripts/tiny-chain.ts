@@ -43,7 +43,7 @@ try {
     const losses = await trainingLosses(fs, runs[stage]);
     check(summary.completed && summary.steps === steps, `${stage}: ${summary.steps}/${summary.totalSteps} steps, completed ${summary.completed}`);
     check(losses.length === steps && losses.every(Number.isFinite), `${stage}: training losses ${losses.join(', ')}`);
-    console.log(`${stage.padEnd(5)} ${summary.steps} steps in ${((performance.now() - t0) / 1000).toFixed(1)} s, loss ${losses.map((l) => l.toPrecision(4)).join(' → ')}`);
+    console.log(`${stage.padEnd(5)} ${summary.steps} steps in ${((performance.now() - t0) / 1000).toFixed(1)} s, loss ${losses.map((l) => l.toPrecision(7)).join(' → ')}`);
   }
 
   const t0 = performance.now();
@@ -59,9 +59,10 @@ try {
   check(clip.latent.length === latentChannels * numFrames * latentSize[0] * latentSize[1], `latent holds ${clip.latent.length} values`);
   check(clip.latent.every(Number.isFinite), 'latent has non-finite values');
   check(clip.clip.every((v) => v >= 0 && v <= 1), 'clip has values outside [0, 1] (or NaN)');
-  let mean = 0;
-  for (const v of clip.clip) mean += v / clip.clip.length;
-  console.log(`generate ${clip.frames}×${clip.height}×${clip.width} clip (mean ${mean.toFixed(4)}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  let sum = 0;
+  for (const v of clip.clip) sum += v;
+  // Full-precision sums: runs on two WebGPU implementations can be compared digit by digit.
+  console.log(`generate ${clip.frames}×${clip.height}×${clip.width} clip (sum ${sum.toPrecision(9)}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 } catch (err) {
   problems.push(err instanceof Error ? (err.stack ?? err.message) : String(err));
 } finally {
