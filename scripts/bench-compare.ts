@@ -8,6 +8,7 @@ import type { BenchRow } from '../bench/harness';
 
 interface BenchResult {
   machine: string;
+  runtime?: string;
   date: string;
   quick: boolean;
   rows: BenchRow[];
@@ -25,7 +26,8 @@ const key = (r: BenchRow) => `${r.suite}|${r.name}|${r.shape}`;
 const secondRows = new Map(second.rows.map((r) => [key(r), r]));
 const ms = (v: number | undefined) => (v === undefined ? '–' : v >= 100 ? v.toFixed(0) : v.toPrecision(3));
 
-console.log(`${labels[0]}: ${first.machine}, ${first.date}; ${labels[1]}: ${second.machine}, ${second.date}${first.quick ? ' (--quick)' : ''}\n`);
+const about = (r: BenchResult) => `${r.runtime ?? ''} on ${r.machine}, ${r.date}`;
+console.log(`${labels[0]}: ${about(first)}; ${labels[1]}: ${about(second)}${first.quick ? ' (--quick)' : ''}\n`);
 console.log(`| suite | op | shape | ${labels[0]} ms | ${labels[1]} ms | ${labels[1]} / ${labels[0]} |`);
 console.log('|---|---|---|---|---|---|');
 for (const r of first.rows) {

@@ -120,6 +120,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
  * there a barrier splits the shader into costly continuations and the CPU caches already provide the
  * reuse that shared memory gives a GPU. Each invocation accumulates a TM×TN block straight from memory.
  */
+/** `count` statements, one per index, for unrolled WGSL. */
+const each = (count: number, stmt: (i: number) => string) => Array.from({ length: count }, (_, i) => stmt(i)).join('\n    ');
+
 export function matmulDirectShader(o: { a: DType; b: DType; out: DType; bias: boolean; tm: number; tn: number; workgroup: number }): string {
   const { tm, tn } = o;
   const loadA = (idx: string) => (o.a === 'f32' ? `a[${idx}]` : `f32(a[${idx}])`);
@@ -140,13 +143,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   for (var i = 0u; i < ${tm}u; i++) { aRows[i] = aBase + min(row0 + i, u.m - 1u) * u.aRow; }
   var bCols: array<u32, ${tn}>;
   for (var j = 0u; j < ${tn}u; j++) { bCols[j] = bBase + min(col0 + j, u.n - 1u) * u.bCol; }
+  // The k loop body is unrolled with constant indices. With loop-indexed local arrays (and Naga's bounds checks
+  // on them) this kernel ran 4.8× slower on wgpu than on Dawn on lavapipe (256³: 22 vs 4.6 ms once unrolled).
   for (var kk = 0u; kk < u.k; kk++) {
-    var bv: array<f32, ${tn}>;
-    for (var j = 0u; j < ${tn}u; j++) { bv[j] = ${loadB('bCols[j] + kk * u.bRow')}; }
-    for (var i = 0u; i < ${tm}u; i++) {
-      let av = ${loadA('aRows[i] + kk * u.aCol')};
-      for (var j = 0u; j < ${tn}u; j++) { acc[i * ${tn}u + j] = fma(av, bv[j], acc[i * ${tn}u + j]); }
-    }
+    ${each(tn, (j) => `let b${j} = ${loadB(`bCols[${j}] + kk * u.bRow`)};`)}
+    ${each(tm, (i) => `let a${i} = ${loadA(`aRows[${i}] + kk * u.aCol`)};`)}
+    ${each(tm * tn, (n) => `acc[${n}] = fma(a${Math.floor(n / tn)}, b${n % tn}, acc[${n}]);`)}
   }
   for (var i = 0u; i < ${tm}u; i++) {
     let r = row0 + i;
