@@ -57,7 +57,7 @@ async function main(): Promise<void> {
     engine.destroy();
     return;
   }
-  console.log(`# benchmarks on ${machine}, ${new Date().toISOString()}${quick ? ' (quick)' : ''}`);
+  console.log(`# benchmarks on ${machine}, ${new Date().toISOString()}${quick ? ' (quick)' : ''}, ${(process.versions as { deno?: string }).deno ? 'Deno/wgpu' : 'Node/Dawn'}`);
   const rows: BenchRow[] = [];
   for (const [suite, mod] of Object.entries({ ...SUITES, ...(only ? GPU_SESSION_SUITES : {}) }).filter(([name]) => !only || only.includes(name))) {
     try {
@@ -72,7 +72,10 @@ async function main(): Promise<void> {
   }
   const out = outArg >= 0 ? args[outArg + 1] : join(process.cwd(), 'bench', 'results', `${caps.adapter.architecture || 'gpu'}-${new Date().toISOString().slice(0, 10)}.json`);
   mkdirSync(dirname(out), { recursive: true });
-  const result = { machine, date: new Date().toISOString(), quick, args, adapter: caps.adapter, caps, rows };
+  const versions = process.versions as Record<string, string | undefined>;
+  // Which WebGPU implementation ran: Deno's is wgpu, Node's is Dawn (npm webgpu).
+  const runtime = versions.deno ? `deno ${versions.deno} (wgpu)` : `node ${versions.node} (Dawn)`;
+  const result = { machine, runtime, date: new Date().toISOString(), quick, args, adapter: caps.adapter, caps, rows };
   if (out.endsWith('.jsonl')) appendFileSync(out, JSON.stringify(result) + '\n');
   else writeFileSync(out, JSON.stringify(result, null, 2));
   console.log(`wrote ${out}`);

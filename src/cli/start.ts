@@ -16,11 +16,12 @@ function flag(argv: string[], name: string): string | undefined {
   return i >= 0 ? argv[i + 1] : undefined;
 }
 
-/** Runs another CLI of this project with the same Node and loader (tsx) as this process. */
+/** Runs another CLI of this project with the same runtime and loader as this process (Node + tsx, or Deno). */
 function runCli(title: string, script: string, args: string[]): number {
   process.stderr.write(`\n== ${title}\n`);
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [...process.execArgv, script, ...args], { stdio: 'inherit' });
+  const runtimeArgs = (process.versions as { deno?: string }).deno ? ['run', '-A', '--sloppy-imports'] : process.execArgv;
+  const r = spawnSync(process.execPath, [...runtimeArgs, script, ...args], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`${title} failed (exit ${r.status ?? r.signal}); command: npm run ${script.includes('generate') ? 'generate' : 'train'} -- ${args.join(' ')}`);
   return (performance.now() - t0) / 1000;
 }

@@ -32,6 +32,20 @@ export interface SubgroupMatrixCaps {
   subgroupMaxSize: number;
 }
 
+/** The device limits the engine reads (`DeviceCapabilities.limits`) plus the workgroup sizes its kernels declare. */
+const USED_LIMITS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+  'minUniformBufferOffsetAlignment',
+] as const;
+
 const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix', 'timestamp-query'] as const;
 
 const INSTALL_HINT =
@@ -82,10 +96,14 @@ export async function createGpuContext(options: DeviceOptions = {}): Promise<Gpu
     if (f === 'chromium-experimental-subgroup-matrix' && options.subgroupMatrix === false) return false;
     return adapter.features.has(f);
   });
-  // Ask for every limit the adapter supports: the defaults (e.g. 128 MiB bindings, 16 KiB shared memory) are lower.
+  // Ask for the adapter's best value of each limit the kernels use: the defaults (e.g. 128 MiB bindings,
+  // 16 KiB shared memory) are lower. Only these: a limit an implementation lists but does not know how to
+  // grant (wgpu lists native-only ones) must not be able to fail requestDevice. Dawn's two
+  // "maxDynamic…BuffersPerPipelineLayout artificially reduced" lines come earlier, from its adapter
+  // discovery on lavapipe (docs/ENGINE.md, "Dawn and wgpu").
   const requiredLimits: Record<string, number> = {};
   const limits = adapter.limits as unknown as Record<string, number>;
-  for (const key in limits) {
+  for (const key of USED_LIMITS) {
     const value = limits[key];
     if (typeof value === 'number') requiredLimits[key] = value;
   }
