@@ -1,7 +1,7 @@
 /**
  * `npm run data -- build` and `npm run data -- merge` (see docs/DATA.md, "Building a dataset from files").
  *   build --pairs pairs.csv --out DIR [--workers N] [--shard i/n] [--resume] [--split 0.8,0.1,0.1] [--seed 42]
- *         [--worker-memory-mb MB] [--class-column NAME] [--fs HZ] [--slice Z] [--series-pattern P] [--series-uid UID] [--strict] [--no-qc]
+ *         [--worker-memory-mb MB] [--class-column NAME] [--fs HZ] [--slice Z] [--series-pattern P] [--series-uid UID] [--strict | --lenient] [--no-qc]
  *   build --ecg-dir D --cmr-dir D --out DIR [--id-pattern REGEX] [--labels labels.csv] [...]
  *   merge --out DIR SHARD_DIR... [--no-qc]
  *   synth-files --n N --out DIR [--seed S] [--gzip]   phantom subjects as WFDB + NIfTI files and a pairs.csv
@@ -50,7 +50,8 @@ function subjectOptions(flags: Flags): SubjectOptions {
   return {
     ecgRead: fs !== undefined ? { fs, npyFs: fs } : {},
     cmrRead: { ...(slice !== undefined ? { slice } : {}), ...(seriesPattern !== undefined ? { seriesPattern } : {}), ...(seriesUid !== undefined ? { seriesUid } : {}) },
-    ecgPrepare: { strict: switchOn(flags, 'strict') },
+    // The ECG plausibility checks (docs/DATA.md): --strict refuses on any doubt, --lenient keeps unusual data with warnings.
+    ecgPrepare: { checks: switchOn(flags, 'strict') ? 'strict' : switchOn(flags, 'lenient') ? 'lenient' : 'normal' },
   };
 }
 

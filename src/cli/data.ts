@@ -149,7 +149,7 @@ async function main() {
     console.log('       npm run data -- show --data DIR --index I [--split train] --out DIR2');
     console.log('       npm run data -- show --phantom --class healthy|hypertrophic|dilated|regional [--seed S] [--small] --out DIR2');
     console.log('       npm run data -- inspect FILE [--fs HZ] [--strict | --lenient] [--slice Z] [--series REGEX] [--series-uid UID] [--slice-location TEXT]');
-    console.log('       npm run data -- build --pairs pairs.csv --out DIR [--workers N] [--shard i/n] [--resume] [--split 0.8,0.1,0.1] [--seed S]');
+    console.log('       npm run data -- build --pairs pairs.csv --out DIR [--workers N] [--shard i/n] [--resume] [--split 0.8,0.1,0.1] [--seed S] [--fs HZ] [--strict | --lenient]');
     console.log('       npm run data -- build --ecg-dir D --cmr-dir D --out DIR [--id-pattern REGEX] [--labels labels.csv] [...]');
     console.log('       npm run data -- merge --out DIR SHARD_DIR...');
     console.log('       npm run data -- synth-files --n N --out DIR [--seed S] [--gzip]   (phantom cohort as WFDB + NIfTI files, for trying build)');
