@@ -1,7 +1,7 @@
 /**
  * Runs conformance tables (tests/conformance/harness.ts) on this runtime's WebGPU: Dawn under Node
  * (`tsx scripts/conformance.ts`), wgpu/Naga under Deno (`deno run -A --sloppy-imports scripts/conformance.ts`).
- * Arguments: table modules (any module exporting `conformanceCases`; default the kernel and device tables) and
+ * Arguments: table modules (any module exporting `conformanceCases`; default the kernel, operand-view and device tables) and
  * `--filter text` and `--gpu-kernels` (the variants for real GPUs, on any adapter). One line per case, closing with `N passed, N failed`; exits non-zero on any failure.
  */
 import process from 'node:process';
@@ -17,7 +17,7 @@ const gpuKernelsAt = args.indexOf('--gpu-kernels');
 if (gpuKernelsAt >= 0) args.splice(gpuKernelsAt, 1);
 const filterAt = args.indexOf('--filter');
 const filter = filterAt >= 0 ? args.splice(filterAt, 2)[1] : null;
-const modules = args.length > 0 ? args : ['tests/conformance/kernel-table.ts', 'tests/conformance/device-table.ts'];
+const modules = args.length > 0 ? args : ['tests/conformance/kernel-table.ts', 'tests/conformance/operand-view-table.ts', 'tests/conformance/device-table.ts'];
 
 const cases: ConformanceCase[] = [];
 for (const path of modules) cases.push(...casesOf(await import(pathToFileURL(resolve(path)).href), path));

@@ -155,14 +155,15 @@ function stage(op: 'a' | 'b', o: SubgroupMatmulShaderOptions): string {
     const reg = `${op}r${q}`;
     const head = `let l = tid + ${q * g.threads}u;
       let o = (l / ${perRow}u) * ${stride}u + (l % ${perRow}u) * ${layout.vec}u;`;
-    let body: string;
-    if (layout.vec === 1) body = `${tile}[o] = ${reg};`;
-    else if (layout.vec === 4) body = `let h = bitcast<vec4<f16>>(${reg});\n      ${[0, 1, 2, 3].map((e) => `${tile}[o + ${e}u] = h[${e}];`).join(' ')}`;
-    else
-      body = `let lo = bitcast<vec4<f16>>(${reg}.xy);
-      let hi = bitcast<vec4<f16>>(${reg}.zw);
-      ${[0, 1, 2, 3].map((e) => `${tile}[o + ${e}u] = lo[${e}];`).join(' ')}
-      ${[0, 1, 2, 3].map((e) => `${tile}[o + ${e + 4}u] = hi[${e}];`).join(' ')}`;
+    // Each u32 holds two f16s. Not `bitcast<vec4<f16>>(vec2<u32>)`: Naga (wgpu) types that result as f32
+    // ("automatic conversions cannot convert f32 to f16"); unpack2x16float is exact for f16 values.
+    const words = layout.vec === 8 ? ['x', 'y', 'z', 'w'] : ['x', 'y'];
+    const body =
+      layout.vec === 1
+        ? `${tile}[o] = ${reg};`
+        : words
+            .map((w, i) => `let h${i} = vec2<f16>(unpack2x16float(${reg}.${w})); ${tile}[o + ${2 * i}u] = h${i}.x; ${tile}[o + ${2 * i + 1}u] = h${i}.y;`)
+            .join('\n      ');
     out.push(`{
       ${head}
       ${body}

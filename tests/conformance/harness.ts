@@ -1,8 +1,10 @@
 /**
- * A test-framework-free conformance harness: a table of cases, each comparing the WebGPU backend with the
- * float64 CPU reference, and a runner that reports `N passed, N failed`. The same table runs under vitest
- * on Node (Dawn) and under Deno (wgpu/Naga), so both WebGPU implementations are held to one standard.
- * Nothing here imports vitest: failures are plain thrown errors.
+ * The conformance harness: tables of cases, each comparing the WebGPU backend with the float64 CPU
+ * reference, and a runner that reports `N passed, N failed`. The same tables run under vitest on Node
+ * (Dawn, tests/conformance/*.test.ts) and under Deno (wgpu/Naga, scripts/conformance.ts), so both WebGPU
+ * implementations are held to one standard. Every comparison goes through `assertClose` and `toleranceOf`;
+ * operand-view cases (operand-views.ts) are custom cases built on them.
+ * Nothing here imports vitest or Node APIs (Deno runs it): failures are plain thrown errors.
  */
 import { Engine } from '../../src/engine/engine';
 import { backward } from '../../src/engine/autograd';
@@ -11,6 +13,7 @@ import type { Tensor } from '../../src/engine/tensor';
 import { mul } from '../../src/kernels/elementwise';
 import { sum } from '../../src/kernels/reduce';
 import { permute } from '../../src/kernels/views';
+import { uniformValues } from '../helpers/values';
 
 export class ConformanceFailure extends Error {
   override name = 'ConformanceFailure';
@@ -33,6 +36,24 @@ export interface Tolerance {
   gradScale?: number;
 }
 
+export interface ResolvedTolerance {
+  rtol: number;
+  atol: number;
+  gradRtol: number;
+  gradAtol: number;
+}
+
+/** The tolerance of a case: its own values over `defaults` over 1e-4 / 1e-5, gradients `gradScale`× looser. */
+export function toleranceOf(t: Tolerance, defaults: Tolerance = {}): ResolvedTolerance {
+  const rtol = t.rtol ?? defaults.rtol ?? 1e-4;
+  const atol = t.atol ?? defaults.atol ?? 1e-5;
+  const gradScale = t.gradScale ?? defaults.gradScale ?? 10;
+  return { rtol, atol, gradRtol: rtol * gradScale, gradAtol: atol * gradScale };
+}
+
+/** A capability a case needs; on an adapter without it the case is skipped and counted. */
+export type Requirement = 'f16';
+
 export type OpFn = (...inputs: Tensor[]) => Tensor;
 
 /** The usual case: `op` on the GPU and on the float64 reference, outputs and every input gradient. */
@@ -43,17 +64,22 @@ export interface CompareCase extends Tolerance {
   /** Skip the backward comparison (ops without gradients). */
   forwardOnly?: boolean;
   seed?: number;
-  /** Switches a kernel variant on (e.g. a forced tiling) and returns the function that switches it off. */
-  variant?: () => () => void;
-  /** Only when the GPU reports this capability (e.g. 'f16'); otherwise the case is skipped and counted. */
-  requires?: 'f16';
+  variant?: Variant;
+  requires?: Requirement;
 }
 
-/** A case that is not one op call (optimizer steps, in-place updates): it does its own comparison. */
+/** Switches a kernel variant on (e.g. a forced tiling) for one whole case and returns what switches it off. */
+export type Variant = () => () => void;
+
+/**
+ * A case that is not one op call (optimizer steps, device features, operand views): it does its own
+ * comparison, with `assertClose`.
+ */
 export interface CustomCase {
   name: string;
   run: (ctx: ConformanceContext) => Promise<void>;
-  requires?: 'f16';
+  variant?: Variant;
+  requires?: Requirement;
 }
 
 export type ConformanceCase = CompareCase | CustomCase;
@@ -63,20 +89,8 @@ export interface ConformanceContext {
   cpu: Engine;
 }
 
-/** Deterministic test data (xorshift), in [lo, hi). */
-export function seededValues(n: number, seed = 1, lo = -1, hi = 1): Float64Array {
-  let s = (seed * 2654435761) >>> 0 || 1;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = lo + ((s >>> 8) / 2 ** 24) * (hi - lo);
-  }
-  return out;
-}
+/** Deterministic test data (xorshift), in [lo, hi), each value exact in f32. */
+export const seededValues = (n: number, seed = 1, lo = -1, hi = 1): Float64Array => uniformValues(n, seed, lo, hi);
 
 /** Throws a `ConformanceFailure` naming the worst element when `actual` is not within tolerance of `expected`. */
 export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number, what: string): void {
@@ -95,7 +109,7 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
 }
 
 /** For a tensor of logical `shape` stored with dims in order `order`: stored index → logical index. */
-function storedToLogical(shape: readonly number[], order: readonly number[]): Int32Array {
+export function storedToLogical(shape: readonly number[], order: readonly number[]): Int32Array {
   const storedShape = order.map((d) => shape[d]);
   const n = shape.reduce((a, b) => a * b, 1);
   const logicalStrides = shape.map((_, d) => shape.slice(d + 1).reduce((a, b) => a * b, 1));
@@ -113,7 +127,7 @@ function storedToLogical(shape: readonly number[], order: readonly number[]): In
 }
 
 /** The op's inputs on one engine: the leaves that receive gradients and the (possibly viewed) arguments. */
-function buildInputs(engine: Engine, specs: readonly InputSpec[], seed: number): { leaves: Tensor[]; args: Tensor[] } {
+export function buildInputs(engine: Engine, specs: readonly InputSpec[], seed: number): { leaves: Tensor[]; args: Tensor[] } {
   const leaves: Tensor[] = [];
   const args = specs.map((spec, k) => {
     const n = spec.shape.reduce((a, b) => a * b, 1);
@@ -161,30 +175,28 @@ async function runOp(engine: Engine, c: CompareCase, seed: number): Promise<OpRu
   return run;
 }
 
+/** Compares the gradients of one run per leaf: both absent, or both present and within tolerance. */
+export function assertGradientsClose(actual: readonly (ArrayLike<number> | null)[], expected: readonly (ArrayLike<number> | null)[], tol: ResolvedTolerance, what: (i: number) => string): void {
+  expected.forEach((e, i) => {
+    const a = actual[i] ?? null;
+    if (!e) {
+      if (a) throw new ConformanceFailure(`${what(i)}: present on the GPU, absent in the reference`);
+      return;
+    }
+    if (!a) throw new ConformanceFailure(`${what(i)}: absent on the GPU`);
+    assertClose(a, e, tol.gradRtol, tol.gradAtol, what(i));
+  });
+}
+
 /** Runs one op case on both backends and throws on the first difference beyond tolerance. */
 export async function compareCase(ctx: ConformanceContext, c: CompareCase): Promise<void> {
-  const rtol = c.rtol ?? 1e-4;
-  const atol = c.atol ?? 1e-5;
-  const gradScale = c.gradScale ?? 10;
+  const tol = toleranceOf(c);
   const seed = c.seed ?? 7;
-  const restore = c.variant?.();
-  try {
-    const gpu = await runOp(ctx.gpu, c, seed);
-    const ref = await runOp(ctx.cpu, c, seed);
-    if (gpu.shape.join(',') !== ref.shape.join(',')) throw new ConformanceFailure(`output shape [${gpu.shape}], reference [${ref.shape}]`);
-    assertClose(gpu.y, ref.y, rtol, atol, 'forward');
-    ref.grads.forEach((expected, i) => {
-      const actual = gpu.grads[i];
-      if (!expected) {
-        if (actual) throw new ConformanceFailure(`gradient of input ${i}: present on the GPU, absent in the reference`);
-        return;
-      }
-      if (!actual) throw new ConformanceFailure(`gradient of input ${i}: absent on the GPU`);
-      assertClose(actual, expected, rtol * gradScale, atol * gradScale, `gradient of input ${i}`);
-    });
-  } finally {
-    restore?.();
-  }
+  const gpu = await runOp(ctx.gpu, c, seed);
+  const ref = await runOp(ctx.cpu, c, seed);
+  if (gpu.shape.join(',') !== ref.shape.join(',')) throw new ConformanceFailure(`output shape [${gpu.shape}], reference [${ref.shape}]`);
+  assertClose(gpu.y, ref.y, tol.rtol, tol.atol, 'forward');
+  assertGradientsClose(gpu.grads, ref.grads, tol, (i) => `gradient of input ${i}`);
 }
 
 export interface CaseResult {
@@ -203,13 +215,18 @@ export interface ConformanceReport {
 
 const isCustom = (c: ConformanceCase): c is CustomCase => 'run' in c;
 
-/** Runs one case; whether it applies to this device is checked first. */
+/** Runs one case, its kernel variant switched on around all of it; whether it applies to this device is checked first. */
 export async function runCase(ctx: ConformanceContext, c: ConformanceCase): Promise<CaseResult> {
   const started = performance.now();
   if (c.requires === 'f16' && !supportsF16(ctx.gpu)) return { name: c.name, status: 'skipped', ms: 0, message: 'no shader-f16' };
   try {
-    if (isCustom(c)) await c.run(ctx);
-    else await compareCase(ctx, c);
+    const restore = c.variant?.();
+    try {
+      if (isCustom(c)) await c.run(ctx);
+      else await compareCase(ctx, c);
+    } finally {
+      restore?.();
+    }
     return { name: c.name, status: 'passed', ms: performance.now() - started };
   } catch (err) {
     const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);

@@ -2,7 +2,8 @@
  * The kernel conformance table: every op family, forward and backward, on the GPU against the float64
  * reference, over the edge shapes (size-1 dims, odd sizes, non-contiguous views, broadcasting, more than
  * one workgroup/tile, forced kernel variants). Framework-free: run by tests/conformance/conformance.test.ts
- * under vitest (Dawn) and by scripts/deno-conformance.ts under Deno (wgpu).
+ * under vitest (Dawn) and by scripts/conformance.ts under Deno (wgpu). Each operand as an offset, strided or
+ * broadcast view is in operand-view-table.ts; a case here that the operand-view table already covers was removed.
  * Shapes stay tiny: lavapipe runs a few GFLOP/s and compiles each pipeline in ~0.5-1 s.
  */
 import type { Tensor } from '../../src/engine/tensor';
@@ -10,17 +11,17 @@ import { autocast } from '../../src/engine/autocast';
 import * as ops from '../../src/kernels/elementwise';
 import { max, mean, min, std, sum, variance } from '../../src/kernels/reduce';
 import { softmax, logSoftmax } from '../../src/kernels/softmax';
-import { linear, matmul, matmulScaled, setMatmulTiling } from '../../src/kernels/matmul';
+import { linear, matmul, setMatmulTiling } from '../../src/kernels/matmul';
 import type { MatmulTiling } from '../../shaders/matmul.wgsl';
 import { setSubgroupMatmul, setSubgroupMatmulEmulation, subgroupMatmulDispatches } from '../../src/kernels/matmul-subgroup';
-import { concat, gather, indexSelect, pad, stack } from '../../src/kernels/layout';
+import { concat } from '../../src/kernels/layout';
 import { contiguous, expand, permute, reshape, slice, split, transpose } from '../../src/kernels/views';
 import { conv1d, conv2d, conv3d, setConvTiling, type ConvTiling } from '../../src/kernels/conv';
-import { avgPool1d, avgPool2d, avgPool3d, maxPool1d, maxPool2d, maxPool3d } from '../../src/kernels/pool';
+import { avgPool1d, avgPool2d, avgPool3d, maxPool1d, maxPool3d } from '../../src/kernels/pool';
 import { interpolateLinear1d, resizeBilinear2d, upsampleNearest } from '../../src/kernels/resample';
-import { batchNorm, groupNorm, l2NormalizeChannels, layerNorm } from '../../src/kernels/norm';
+import { batchNorm, groupNorm, layerNorm } from '../../src/kernels/norm';
 import { attention, attentionWithLogSumExp } from '../../src/kernels/attention';
-import { flowInterpolate, gaussianKl, hingeDiscriminatorLoss, hingeGeneratorLoss, l1Loss, mseLoss, pixelOutlierPenalty } from '../../src/kernels/loss';
+import { gaussianKl, l1Loss, mseLoss, pixelOutlierPenalty } from '../../src/kernels/loss';
 import { dropout } from '../../src/kernels/dropout';
 import { Generator, rand, randn } from '../../src/kernels/random';
 import { ConformanceFailure, seededValues, type CompareCase, type ConformanceCase } from './harness';
@@ -77,11 +78,9 @@ const elementwise: CompareCase[] = [
     inputs: [{ shape: [1, 6], requiresGrad: false }, { shape: [3, 6] }, { shape: [3, 1] }],
   },
   { name: 'cast f32 → i32 → f32 (no gradient)', op: (x) => ops.cast(ops.cast(ops.mulScalar(x, 10), 'i32'), 'f32'), inputs: [{ shape: [17] }], forwardOnly: true },
-  { name: 'cast f32 → f16 → f32', op: (x) => ops.cast(ops.cast(x, 'f16'), 'f32'), inputs: [{ shape: [3, 11] }], rtol: 1e-3, atol: 1e-3, requires: 'f16' },
 ];
 
 const reductions: CompareCase[] = [
-  { name: 'sum all [5, 7, 3]', op: (x) => sum(x), inputs: [{ shape: [5, 7, 3] }] },
   { name: 'sum axis 1 keepdim, non-contiguous', op: (x) => sum(x, 1, { keepdim: true }), inputs: [{ shape: [4, 9, 3], permuted: [2, 0, 1] }] },
   { name: 'sum axes [0, 2] over 1000 rows', op: (x) => sum(x, [0, 2]), inputs: [{ shape: [4, 1000, 3] }], rtol: 1e-4, atol: 1e-4 },
   { name: 'mean all and mean of size-1 axis', op: (x) => ops.add(mean(x), mean(x, 1)), inputs: [{ shape: [6, 1] }] },
@@ -105,6 +104,25 @@ const withMatmulTiling = (t: MatmulTiling) => () => {
 };
 const mm = { rtol: 1e-4, atol: 1e-4 };
 
+/**
+ * linear(x, W[d:3d], b[d:3d]) — the DiT cross-attention splits in_proj exactly like this — or, `stepped`,
+ * with the bias b[1:4d+1:2]. The matmul epilogue once read `bias[col]`, ignoring the bias view's offset and
+ * stride; both operands are views of larger leaves, whose whole gradients are compared.
+ */
+const slicedLinearInputs = (d: number) => [{ shape: [5, d] }, { shape: [3 * d, d] }, { shape: [6 * d], values: seededValues(6 * d, 3, 0.5, 4) }];
+const slicedLinear = (d: number, stepped: boolean) => (x: Tensor, w: Tensor, b: Tensor) =>
+  linear(x, slice(w, 0, d, 3 * d), stepped ? slice(b, 0, 1, 4 * d + 1, 2) : slice(b, 0, d, 3 * d));
+
+/** The subgroup-matrix kernel with its matrix builtins emulated in plain WGSL: compiles on any adapter. */
+const emulatedSubgroupMatmul = () => {
+  setSubgroupMatmulEmulation({ config: { componentType: 'f16', resultComponentType: 'f32', M: 8, N: 8, K: 8 }, subgroupSize: 32 });
+  const previous = setSubgroupMatmul('force');
+  return () => {
+    setSubgroupMatmulEmulation(null);
+    setSubgroupMatmul(previous);
+  };
+};
+
 const matmuls: CompareCase[] = [
   { name: 'matmul batched broadcast [2, 1, 7, 9] × [3, 9, 4]', op: matmul, inputs: [{ shape: [2, 1, 7, 9] }, { shape: [3, 9, 4] }], ...mm },
   { name: 'matmul vector × matrix and matrix × vector', op: (v, m) => ops.add(matmul(v, m), sum(matmul(transpose(m), v))), inputs: [{ shape: [9] }, { shape: [9, 5] }], ...mm },
@@ -112,15 +130,34 @@ const matmuls: CompareCase[] = [
   { name: 'matmul transposed operands (strided)', op: (a, b) => matmul(transpose(a), transpose(b)), inputs: [{ shape: [9, 7] }, { shape: [11, 9] }], ...mm },
   { name: 'matmul tall-skinny [130, 3] × [3, 70]', op: matmul, inputs: [{ shape: [130, 3] }, { shape: [3, 70] }], ...mm },
   { name: 'matmul larger than one tile [2, 70, 150] × [150, 90]', op: matmul, inputs: [{ shape: [2, 70, 150] }, { shape: [150, 90] }], ...mm },
-  { name: 'matmulScaled α = 0.25 (no gradient)', op: (a, b) => matmulScaled(a, b, 0.25), inputs: [{ shape: [5, 6] }, { shape: [6, 3] }], forwardOnly: true, ...mm },
-  { name: 'linear with bias [2, 5, 7] · [3, 7]ᵀ + [3]', op: (x, w, b) => linear(x, w, b), inputs: [{ shape: [2, 5, 7] }, { shape: [3, 7] }, { shape: [3] }], ...mm },
   { name: 'linear without bias', op: (x, w) => linear(x, w), inputs: [{ shape: [4, 7] }, { shape: [6, 7] }], ...mm },
   ...matmulTilings.flatMap((t): CompareCase[] => [
     { name: `matmul variant ${JSON.stringify(t)} [2, 67, 33] × [33, 71]`, op: matmul, inputs: [{ shape: [2, 67, 33] }, { shape: [33, 71] }], variant: withMatmulTiling(t), ...mm },
     { name: `linear variant ${JSON.stringify(t)}`, op: (x, w, b) => linear(x, w, b), inputs: [{ shape: [5, 9] }, { shape: [7, 9] }, { shape: [7] }], variant: withMatmulTiling(t), ...mm },
   ]),
+  ...[false, true].flatMap((stepped): CompareCase[] => {
+    const bias = stepped ? 'stepped bias b[1:4d+1:2]' : 'sliced bias b[d:3d]';
+    return [
+      { name: `linear on a sliced weight W[d:3d] and a ${bias}`, op: slicedLinear(8, stepped), inputs: slicedLinearInputs(8), ...mm },
+      ...matmulTilings.map((t): CompareCase => ({ name: `linear variant ${JSON.stringify(t)}, sliced weight and ${bias}`, op: slicedLinear(8, stepped), inputs: slicedLinearInputs(8), variant: withMatmulTiling(t), ...mm })),
+      {
+        name: `subgroup-matrix linear, emulated 8×8×8 matrices, f16 sliced weight and f16 ${bias} (no gradient)`,
+        op: (x, w, b) => {
+          const [xh, wh, bh] = [x, w, b].map((t) => ops.cast(t, 'f16'));
+          const y = ops.cast(slicedLinear(8, stepped)(xh, wh, bh), 'f32');
+          for (const t of [xh, wh, bh]) t.dispose();
+          return y;
+        },
+        inputs: slicedLinearInputs(8),
+        variant: emulatedSubgroupMatmul,
+        forwardOnly: true,
+        rtol: 2e-2,
+        atol: 2e-2,
+        requires: 'f16',
+      },
+    ];
+  }),
   {
-    // The subgroup-matrix kernel with its matrix builtins emulated in plain WGSL: compiles on any adapter.
     name: 'subgroup-matrix matmul, emulated 8×8×8 matrices, f16 [67, 45] × [45, 33] (no gradient)',
     op: (a, b) => {
       const before = subgroupMatmulDispatches();
@@ -129,14 +166,7 @@ const matmuls: CompareCase[] = [
       return y;
     },
     inputs: [{ shape: [67, 45] }, { shape: [45, 33] }],
-    variant: () => {
-      setSubgroupMatmulEmulation({ config: { componentType: 'f16', resultComponentType: 'f32', M: 8, N: 8, K: 8 }, subgroupSize: 32 });
-      const previous = setSubgroupMatmul('force');
-      return () => {
-        setSubgroupMatmulEmulation(null);
-        setSubgroupMatmul(previous);
-      };
-    },
+    variant: emulatedSubgroupMatmul,
     forwardOnly: true,
     rtol: 1e-2,
     atol: 1e-2,
@@ -153,12 +183,7 @@ const matmuls: CompareCase[] = [
 ];
 
 const layout: CompareCase[] = [
-  { name: 'concat along 1 with a strided part', op: (a, b) => concat([a, b], 1), inputs: [{ shape: [2, 3, 4] }, { shape: [2, 5, 4], permuted: [2, 1, 0] }] },
-  { name: 'stack along 0', op: (a, b) => stack([a, b], 0), inputs: [{ shape: [3, 4] }, { shape: [3, 4] }] },
   { name: 'split and concat back', op: (x) => concat(split(x, [1, 3, 2], 1).reverse(), 1), inputs: [{ shape: [2, 6, 3] }] },
-  { name: 'pad (positive, negative, value -1)', op: (x) => pad(pad(x, [1, 2]), [0, 1, -1, 0], -1), inputs: [{ shape: [2, 3, 4] }] },
-  { name: 'gather along 1 with repeated indices', op: (x, i) => gather(x, 1, i), inputs: [{ shape: [3, 5] }, { shape: [3, 4], dtype: 'i32', values: [0, 4, 4, 1, 2, 2, 0, 3, 1, 1, 1, 0] }] },
-  { name: 'indexSelect along 0 with repeats', op: (x, i) => indexSelect(x, 0, i), inputs: [{ shape: [4, 3] }, { shape: [5], dtype: 'i32', values: [3, 0, 3, 1, 2] }] },
   { name: 'contiguous of permute + slice with step', op: (x) => contiguous(slice(permute(x, [2, 0, 1]), 2, 1, 5, 2)), inputs: [{ shape: [3, 6, 4] }] },
   { name: 'expand then reshape', op: (x) => reshape(ops.mul(expand(x, [4, 3, 5]), 1), [12, 5]), inputs: [{ shape: [1, 3, 1] }] },
 ];
@@ -202,7 +227,6 @@ const convolutions: CompareCase[] = [
 
 const pooling: CompareCase[] = [
   { name: 'maxPool1d k3 s2 p1', op: (x) => maxPool1d(x, { kernel: 3, stride: 2, padding: 1 }), inputs: [{ shape: [2, 3, 11] }] },
-  { name: 'maxPool2d k2 on a strided input', op: (x) => maxPool2d(x, { kernel: 2 }), inputs: [{ shape: [1, 2, 6, 7], permuted: [0, 3, 2, 1] }] },
   { name: 'maxPool3d k[1,2,2]', op: (x) => maxPool3d(x, { kernel: [1, 2, 2] }), inputs: [{ shape: [1, 2, 3, 4, 5] }] },
   { name: 'avgPool1d k4', op: (x) => avgPool1d(x, { kernel: 4 }), inputs: [{ shape: [2, 2, 13] }] },
   { name: 'avgPool2d k3 s1 p1', op: (x) => avgPool2d(x, { kernel: 3, stride: 1, padding: 1 }), inputs: [{ shape: [1, 3, 5, 5] }] },
@@ -210,19 +234,15 @@ const pooling: CompareCase[] = [
 ];
 
 const resampling: CompareCase[] = [
-  { name: 'upsampleNearest ×2 (2-D)', op: (x) => upsampleNearest(x, 2), inputs: [{ shape: [1, 2, 3, 5] }] },
   { name: 'upsampleNearest per-dim [1, 2, 3] (3-D)', op: (x) => upsampleNearest(x, [1, 2, 3]), inputs: [{ shape: [1, 1, 2, 3, 2] }] },
-  { name: 'interpolateLinear1d to size 17', op: (x) => interpolateLinear1d(x, { size: 17 }), inputs: [{ shape: [2, 3, 7] }] },
   { name: 'interpolateLinear1d to size 1 and scale 0.5', op: (x) => ops.add(interpolateLinear1d(x, { size: 1 }), sum(interpolateLinear1d(x, { scaleFactor: 0.5 }))), inputs: [{ shape: [1, 2, 8] }] },
   { name: 'resizeBilinear2d up and down', op: (x) => ops.add(sum(resizeBilinear2d(x, [9, 4])), resizeBilinear2d(x, [3, 11])), inputs: [{ shape: [1, 2, 5, 6] }] },
 ];
 
 const norm = { rtol: 1e-3, atol: 1e-4 };
 const normalization: CompareCase[] = [
-  { name: 'layerNorm [7] with affine', op: (x, w, b) => layerNorm(x, [7], w, b), inputs: [{ shape: [3, 7] }, { shape: [7] }, { shape: [7] }], ...norm },
   { name: 'layerNorm [3, 5] no affine, strided', op: (x) => layerNorm(x, [3, 5]), inputs: [{ shape: [2, 3, 5], permuted: [2, 1, 0] }], ...norm },
   { name: 'layerNorm long row 5000', op: (x) => layerNorm(x, [5000]), inputs: [{ shape: [2, 5000] }], ...norm },
-  { name: 'groupNorm 2 groups with affine', op: (x, w, b) => groupNorm(x, 2, w, b), inputs: [{ shape: [2, 4, 3, 3] }, { shape: [4] }, { shape: [4] }], ...norm },
   { name: 'groupNorm 1 group, 3-D spatial', op: (x) => groupNorm(x, 1), inputs: [{ shape: [1, 3, 2, 3, 2] }], ...norm },
   { name: 'groupNorm 512 groups', op: (x, w) => groupNorm(x, 256, w, null), inputs: [{ shape: [2, 512, 3] }, { shape: [512] }], ...norm },
   {
@@ -237,7 +257,6 @@ const normalization: CompareCase[] = [
     inputs: [{ shape: [2, 3, 4] }, { shape: [3], requiresGrad: false }, { shape: [3], values: [0.5, 1, 2], requiresGrad: false }],
     ...norm,
   },
-  { name: 'l2NormalizeChannels', op: (x) => l2NormalizeChannels(x), inputs: [{ shape: [2, 5, 3, 2] }], ...norm },
 ];
 
 const qkv = (b: number, h: number, nq: number, nk: number, d: number, permuted?: number[]) => [
@@ -266,18 +285,15 @@ const attentions: CompareCase[] = [
 const losses: CompareCase[] = [
   ...(['mean', 'sum', 'none'] as const).flatMap((r): CompareCase[] => [
     { name: `mseLoss ${r}`, op: (a, b) => mseLoss(a, b, r), inputs: [{ shape: [3, 1, 7] }, { shape: [3, 1, 7], permuted: [2, 1, 0] }] },
-    { name: `l1Loss ${r}`, op: (a, b) => l1Loss(a, b, r), inputs: [{ shape: [5, 4] }, { shape: [5, 4] }] },
-    { name: `gaussianKl ${r}`, op: (m, v) => gaussianKl(m, v, r), inputs: [{ shape: [2, 9] }, { shape: [2, 9] }] },
+    // l1Loss 'sum' and gaussianKl 'none' are in the operand-view table.
+    ...(r === 'sum' ? [] : [{ name: `l1Loss ${r}`, op: (a: Tensor, b: Tensor) => l1Loss(a, b, r), inputs: [{ shape: [5, 4] }, { shape: [5, 4] }] }]),
+    ...(r === 'none' ? [] : [{ name: `gaussianKl ${r}`, op: (m: Tensor, v: Tensor) => gaussianKl(m, v, r), inputs: [{ shape: [2, 9] }, { shape: [2, 9] }] }]),
   ]),
   { name: 'mseLoss over 20000 elements (grid reduction)', op: (a, b) => mseLoss(a, b), inputs: [{ shape: [4, 5000] }, { shape: [4, 5000] }] },
-  { name: 'hinge discriminator loss', op: hingeDiscriminatorLoss, inputs: [{ shape: [4, 6] }, { shape: [4, 6] }] },
-  { name: 'hinge generator loss', op: hingeGeneratorLoss, inputs: [{ shape: [3, 5] }] },
   { name: 'pixelOutlierPenalty', op: (x) => pixelOutlierPenalty(x), inputs: [{ shape: [2, 40], values: seededValues(80, 4, -6, 6) }] },
-  { name: 'flowInterpolate xt', op: (a, b, t) => flowInterpolate(a, b, t).xt, inputs: [{ shape: [2, 3, 4] }, { shape: [2, 3, 4] }, { shape: [2], values: [0.2, 0.9] }] },
 ];
 
 const randomness: CompareCase[] = [
-  { name: 'dropout p 0.3 on a strided input', op: (x) => dropout(x, 0.3, new Generator(8)), inputs: [{ shape: [4, 3, 5], permuted: [2, 0, 1] }] },
   { name: 'dropout size 1', op: (x) => dropout(x, 0.2, new Generator(9)), inputs: [{ shape: [1] }] },
   {
     name: 'rand and randn streams equal the reference generator',

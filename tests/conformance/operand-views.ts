@@ -1,13 +1,12 @@
 /**
- * Operand-view conformance harness: runs one entry of the conformance table (conformance-table.ts) on a
- * WebGPU engine and on the float64 reference (Engine.cpu()) with one operand given as a view — an
- * element-offset slice of a larger buffer, a stepped and permuted view, or a broadcast — and compares the
- * outputs, the gradient of every differentiable leaf (the whole base buffer, so a gradient written beside
- * the view shows) and, for in-place ops, the whole storage of every mutated operand.
- *
- * Runtime-neutral on purpose (no vitest, no Node APIs): the same table runs under another WebGPU
- * implementation (Deno/wgpu) by calling `runConformance` with that runtime's engine. Mismatches throw
- * `ConformanceError` with the case, layout, operand, element and values.
+ * Operand-view cases: one op run on the GPU and on the float64 reference with one operand at a time given as
+ * a view — an element-offset slice of a larger buffer, a stepped and permuted view, or a stride-0 broadcast,
+ * with padding around it — and once with the upstream gradient handed to the backward rule as an offset or
+ * strided view. Compared: the outputs, the gradient of every differentiable leaf over its whole base buffer
+ * (a gradient written beside the view shows) and, for in-place ops, the whole storage of every mutated
+ * operand. `operandViewCase` turns a table entry (operand-view-table.ts) into a harness case whose every
+ * comparison goes through the harness's `assertClose` / `toleranceOf`.
+ * No vitest or Node APIs: Deno runs these too.
  */
 import { backward, record } from '../../src/engine/autograd';
 import { fromArray } from '../../src/engine/create';
@@ -17,7 +16,18 @@ import type { Tensor } from '../../src/engine/tensor';
 import { expand, permute, reshape, slice } from '../../src/kernels/views';
 import { add, copyInto, mul } from '../../src/kernels/elementwise';
 import { sum } from '../../src/kernels/reduce';
-import { uniformValues } from '../helpers/values';
+import {
+  assertClose,
+  assertGradientsClose,
+  ConformanceFailure,
+  seededValues,
+  toleranceOf,
+  type ConformanceContext,
+  type CustomCase,
+  type Requirement,
+  type Tolerance,
+  type Variant,
+} from './harness';
 
 /**
  * How an operand is handed to the op:
@@ -46,7 +56,8 @@ export interface OperandSpec {
   mutated?: boolean;
 }
 
-export interface ConformanceCase {
+/** One op of the operand-view table, each operand described once. */
+export interface OperandViewEntry extends Tolerance {
   name: string;
   /** The op family (src/kernels/<family>.ts). */
   family: string;
@@ -55,22 +66,15 @@ export interface ConformanceCase {
   run: (xs: Tensor[]) => Tensor | Tensor[] | void;
   /** No autograd comparison (ops without a backward rule, in-place updates). */
   forwardOnly?: boolean;
-  rtol?: number;
-  atol?: number;
-  /** Global switches around the run (kernel variants), and their reset. */
-  setup?: () => void;
-  teardown?: () => void;
+  variant?: Variant;
+  requires?: Requirement;
 }
 
-export class ConformanceError extends Error {}
-
-export { uniformValues };
-
 /** Values in [-1, 1) on a 2^-10 grid: exact in f16, so both backends start from the same numbers. */
-export const halfValues = (n: number, seed: number) => uniformValues(n, seed).map((v) => Math.round(v * 1024) / 1024);
+export const halfValues = (n: number, seed: number) => seededValues(n, seed).map((v) => Math.round(v * 1024) / 1024);
 
 /** Integer values in [0, count) (indices). */
-export const indexValues = (count: number) => (n: number, seed: number) => Array.from(uniformValues(n, seed, 0, count), (v) => Math.min(count - 1, Math.floor(v)));
+export const indexValues = (count: number) => (n: number, seed: number) => Array.from(seededValues(n, seed, 0, count), (v) => Math.min(count - 1, Math.floor(v)));
 
 /** The layouts an operand is tested with (besides the all-contiguous baseline). */
 export function layoutsOf(spec: OperandSpec): Layout[] {
@@ -90,9 +94,8 @@ interface Operand {
 /** Builds operand `spec` in `layout` on `engine`; identical values on every engine for the same seed. */
 function makeOperand(engine: Engine, spec: OperandSpec, layout: Layout, seed: number, trainable: boolean): Operand {
   const dtype = spec.dtype ?? 'f32';
-  const gen = spec.values ?? ((n: number, s: number) => uniformValues(n, s));
+  const gen = spec.values ?? ((n: number, s: number) => seededValues(n, s));
   const shape = spec.shape;
-  const rank = shape.length;
   const leaf = (values: ArrayLike<number>, baseShape: number[]) => {
     const t = engine.tensor(values, baseShape, dtype);
     t.requiresGrad = trainable;
@@ -148,11 +151,11 @@ function viewedUpstream(y: Tensor, upstream: Upstream, seed: number): Tensor {
   return record(`${upstream}_upstream`, [y], y.share(), [], (g) => {
     let view: Tensor;
     if (upstream === 'strided') {
-      const storage = fromArray(g.backend, uniformValues(numel(stridedStorage(g.shape)), seed), stridedStorage(g.shape));
+      const storage = fromArray(g.backend, seededValues(numel(stridedStorage(g.shape)), seed), stridedStorage(g.shape));
       view = stridedView(storage, g.shape);
       storage.dispose();
     } else {
-      const storage = fromArray(g.backend, uniformValues(g.size + 5, seed), [g.size + 5]);
+      const storage = fromArray(g.backend, seededValues(g.size + 5, seed), [g.size + 5]);
       const flat = slice(storage, 0, 3, 3 + g.size);
       view = reshape(flat, g.shape);
       flat.dispose();
@@ -175,24 +178,16 @@ interface RunResult {
   mutated: (Float64Array | null)[];
 }
 
-async function runOn(engine: Engine, c: ConformanceCase, operand: number, layout: Layout, upstream: Upstream): Promise<RunResult> {
+async function runOn(engine: Engine, c: OperandViewEntry, operand: number, layout: Layout, upstream: Upstream): Promise<RunResult> {
   const built = c.operands.map((spec, i) => {
     const trainable = !c.forwardOnly && (spec.grad ?? (spec.dtype ?? 'f32') === 'f32') && !spec.mutated;
     return makeOperand(engine, spec, i === operand ? layout : 'contiguous', 1000 + 37 * i, trainable);
   });
-  const views = built.map((b) => b.view);
-  c.setup?.();
-  let outs: Tensor[];
-  try {
-    outs = outputsOf(c.run(views));
-  } finally {
-    c.teardown?.();
-  }
+  const outs = outputsOf(c.run(built.map((b) => b.view)));
   const outputs = await Promise.all(outs.map((t) => t.dataF64()));
-  const grads: (Float64Array | null)[] = [];
   const floatOuts = outs.filter((t) => t.dtype === 'f32' || t.dtype === 'f16');
   if (!c.forwardOnly && floatOuts.some((t) => t.requiresGrad || t.gradNode)) {
-    const weights = floatOuts.map((t, k) => engine.tensor(uniformValues(t.size, 77 + k), t.shape));
+    const weights = floatOuts.map((t, k) => engine.tensor(seededValues(t.size, 77 + k), t.shape));
     const loss = tidy(() =>
       floatOuts
         .map((t, k) => sum(mul(upstream === 'contiguous' ? t : viewedUpstream(t, upstream, 91 + k), weights[k])))
@@ -202,7 +197,9 @@ async function runOn(engine: Engine, c: ConformanceCase, operand: number, layout
     loss.dispose();
     weights.forEach((w) => w.dispose());
   }
-  for (const b of built) grads.push(b.base.requiresGrad && b.base.grad ? await b.base.grad.dataF64() : b.base.requiresGrad ? new Float64Array(0) : null);
+  const grads: (Float64Array | null)[] = [];
+  // A trainable leaf the backward pass never reached reads as an empty gradient (a length mismatch if the other side has one).
+  for (const b of built) grads.push(b.base.requiresGrad ? (b.base.grad ? await b.base.grad.dataF64() : new Float64Array(0)) : null);
   const mutated = await Promise.all(built.map((b, i) => (c.operands[i].mutated ? b.base.dataF64() : Promise.resolve(null))));
   for (const t of outs) t.dispose();
   for (const b of built) {
@@ -212,47 +209,53 @@ async function runOn(engine: Engine, c: ConformanceCase, operand: number, layout
   return { outputs, grads, mutated };
 }
 
-function compare(actual: Float64Array, expected: Float64Array, rtol: number, atol: number, what: string): void {
-  if (actual.length !== expected.length) throw new ConformanceError(`${what}: ${actual.length} elements, expected ${expected.length}`);
-  let worst = 0;
-  let at = -1;
-  for (let i = 0; i < expected.length; i++) {
-    const err = Math.abs(actual[i] - expected[i]) - (atol + rtol * Math.abs(expected[i]));
-    if (!(err <= worst)) {
-      worst = Number.isNaN(err) ? Infinity : err;
-      at = i;
-    }
-  }
-  if (at >= 0) throw new ConformanceError(`${what}: element ${at} is ${actual[at]}, expected ${expected[at]} (rtol ${rtol}, atol ${atol})`);
-}
+/** The suite-wide default of this table: its sums run over padded views, and it was validated at this tolerance. */
+const VIEW_TOLERANCE: Tolerance = { rtol: 2e-4, atol: 2e-5 };
 
 /**
- * Runs case `c` with operand `operand` in `layout` (all others contiguous; operand −1 = all contiguous) on
- * `gpu` and on `reference`, and throws ConformanceError on the first mismatch. `upstream` 'offset' / 'strided'
- * hands the backward rule its upstream gradient as such a view instead of a fresh tensor.
+ * Runs entry `c` with operand `operand` in `layout` (all others contiguous; operand −1 = all contiguous) on
+ * `ctx.gpu` and on `ctx.cpu`, and throws ConformanceFailure on the first mismatch. `upstream` 'offset' /
+ * 'strided' hands the backward rule its upstream gradient as such a view instead of a fresh tensor.
  */
-export async function runConformance(
-  gpu: Engine,
-  reference: Engine,
-  c: ConformanceCase,
-  operand: number,
-  layout: Layout,
-  upstream: Upstream = 'contiguous',
-): Promise<void> {
-  const rtol = c.rtol ?? 2e-4;
-  const atol = c.atol ?? 2e-5;
-  const where = `${c.name} [${operand < 0 ? 'all contiguous' : `operand ${operand} ${layout}`}${upstream === 'contiguous' ? '' : `, ${upstream} upstream gradient`}]`;
-  const g = await runOn(gpu, c, operand, layout, upstream);
-  const r = await runOn(reference, c, operand, layout, upstream);
-  if (g.outputs.length !== r.outputs.length) throw new ConformanceError(`${where}: ${g.outputs.length} outputs, expected ${r.outputs.length}`);
-  g.outputs.forEach((v, k) => compare(v, r.outputs[k], rtol, atol, `${where} output ${k}`));
-  r.grads.forEach((rg, k) => {
-    if (!rg) return;
-    const gg = g.grads[k];
-    if (!gg) throw new ConformanceError(`${where}: gradient of operand ${k} missing on the GPU`);
-    compare(gg, rg, rtol * 10, atol * 10, `${where} gradient of operand ${k} (whole base buffer)`);
-  });
+export async function checkOperandLayout(ctx: ConformanceContext, c: OperandViewEntry, operand: number, layout: Layout, upstream: Upstream = 'contiguous'): Promise<void> {
+  const tol = toleranceOf(c, VIEW_TOLERANCE);
+  const where = `[${operand < 0 ? 'all contiguous' : `operand ${operand} ${layout}`}${upstream === 'contiguous' ? '' : `, ${upstream} upstream gradient`}]`;
+  const g = await runOn(ctx.gpu, c, operand, layout, upstream);
+  const r = await runOn(ctx.cpu, c, operand, layout, upstream);
+  if (g.outputs.length !== r.outputs.length) throw new ConformanceFailure(`${where}: ${g.outputs.length} outputs, expected ${r.outputs.length}`);
+  g.outputs.forEach((v, k) => assertClose(v, r.outputs[k], tol.rtol, tol.atol, `${where} output ${k}`));
+  assertGradientsClose(g.grads, r.grads, tol, (k) => `${where} gradient of operand ${k} (whole base buffer)`);
   r.mutated.forEach((rm, k) => {
-    if (rm) compare(g.mutated[k]!, rm, rtol, atol, `${where} operand ${k} after the in-place update (whole base buffer)`);
+    if (rm) assertClose(g.mutated[k]!, rm, tol.rtol, tol.atol, `${where} operand ${k} after the in-place update (whole base buffer)`);
   });
+}
+
+/** Every layout entry `c` is checked in: all contiguous, the upstream-gradient views, then each operand's views. */
+export function layoutChecks(c: OperandViewEntry): { operand: number; layout: Layout; upstream: Upstream }[] {
+  const checks: { operand: number; layout: Layout; upstream: Upstream }[] = [{ operand: -1, layout: 'contiguous', upstream: 'contiguous' }];
+  if (!c.forwardOnly) for (const upstream of ['offset', 'strided'] as const) checks.push({ operand: -1, layout: 'contiguous', upstream });
+  c.operands.forEach((spec, operand) => {
+    for (const layout of layoutsOf(spec)) checks.push({ operand, layout, upstream: 'contiguous' });
+  });
+  return checks;
+}
+
+/** The harness case of one table entry: every layout check runs (a failure does not stop the others), and all failures are reported together. */
+export function operandViewCase(c: OperandViewEntry): CustomCase {
+  return {
+    name: `operand views, ${c.family}: ${c.name}`,
+    variant: c.variant,
+    requires: c.requires,
+    run: async (ctx) => {
+      const failures: string[] = [];
+      for (const { operand, layout, upstream } of layoutChecks(c)) {
+        try {
+          await checkOperandLayout(ctx, c, operand, layout, upstream);
+        } catch (e) {
+          failures.push(e instanceof Error ? e.message : String(e));
+        }
+      }
+      if (failures.length) throw new ConformanceFailure(`${failures.length} failing layout(s):\n${failures.join('\n')}`);
+    },
+  };
 }
