@@ -11,6 +11,7 @@ import {
   WeightsError, readPth, readSafetensors, writeSafetensors, extractStateDict, stripPrefix, describeEntries,
   summarizeStateDict, castTensor, type StateDict, type HostDType,
 } from '../models/io/index';
+import { assertFiniteWeights } from '../models/io/state-dict';
 import { isFloatDType } from '../models/io/tensor';
 
 interface ConvertArgs {
@@ -21,15 +22,16 @@ interface ConvertArgs {
   keepOthers: boolean;
   dtype?: 'f32' | 'f16';
   list: boolean;
+  allowNonFinite: boolean;
 }
 
-const USAGE = `usage: npm run convert -- IN [OUT] [--key NAME] [--strip-prefix P] [--keep-others] [--dtype f32|f16] [--list]
+const USAGE = `usage: npm run convert -- IN [OUT] [--key NAME] [--strip-prefix P] [--keep-others] [--dtype f32|f16] [--list] [--allow-nonfinite-weights]
   IN   a torch.save checkpoint (.pth/.pt/.bin, zip format) or a .safetensors file
   OUT  the .safetensors file to write (omit with --list)`;
 
 function parseArgs(argv: string[]): ConvertArgs {
   const positional: string[] = [];
-  const args: ConvertArgs = { input: '', keepOthers: false, list: false };
+  const args: ConvertArgs = { input: '', keepOthers: false, list: false, allowNonFinite: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -41,6 +43,7 @@ function parseArgs(argv: string[]): ConvertArgs {
     else if (a === '--strip-prefix') args.stripPrefix = value();
     else if (a === '--keep-others') args.keepOthers = true;
     else if (a === '--list') args.list = true;
+    else if (a === '--allow-nonfinite-weights') args.allowNonFinite = true;
     else if (a === '--dtype') {
       const d = value();
       if (d !== 'f32' && d !== 'f16') throw new Error(`--dtype must be f32 or f16, got ${d}`);
@@ -120,9 +123,14 @@ export function runConvert(argv: string[]): void {
     if (!args.output) return;
   }
   if (!isSafetensorsName(args.output!)) throw new Error(`OUT must end in .safetensors, got ${args.output}`);
+  // A diverged run's checkpoint, or a cast to f16 that overflows (|x| > 65504 → Inf), must not become a
+  // weights file silently.
+  const finite = (source: string) => assertFiniteWeights(stateDict, { source, allowNonFinite: args.allowNonFinite, optOut: '--allow-nonfinite-weights' });
+  finite(basename(args.input));
   if (args.dtype) {
     stateDict = castFloats(stateDict, args.dtype);
     metadata.dtype = args.dtype;
+    finite(`${basename(args.input)} after the cast to ${args.dtype} (values beyond the ${args.dtype} range became Inf)`);
   }
   const out = writeSafetensors(stateDict, metadata);
   mkdirSync(dirname(args.output!), { recursive: true });

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unzipSync, zipSync } from 'fflate';
@@ -359,6 +359,13 @@ describe('convert CLI', () => {
       expect(printed).toMatch(/args: object argparse\.Namespace/);
       expect(printed).toMatch(/bn\.num_batches_tracked\ti64\t\[\]/);
       expect(() => runConvert([join(FIXTURES, 'pamae_checkpoint.pth'), join(dir, 'x.safetensors'), '--strip-prefix', 'nope.'])).toThrow(/no key starts with 'nope\.'/);
+      // Non-finite values (here the fixture's f16 ±Inf) are refused unless asked for; so is an f16 cast that overflows.
+      expect(() => runConvert([join(FIXTURES, 'dtypes.pth'), join(dir, 'inf.safetensors')])).toThrow(/dtypes\.pth[\s\S]*f16_special[\s\S]*--allow-nonfinite-weights/);
+      runConvert([join(FIXTURES, 'dtypes.pth'), join(dir, 'inf.safetensors'), '--allow-nonfinite-weights']);
+      expect(readSafetensors(new Uint8Array(readFileSync(join(dir, 'inf.safetensors')))).tensors.get('f16_special')!.toFloat32()[4]).toBe(Infinity);
+      const big = join(dir, 'big.safetensors');
+      writeFileSync(big, writeSafetensors(new Map([['w', new HostTensor('f32', [2], Float32Array.of(1, 1e6))]])));
+      expect(() => runConvert([big, join(dir, 'big16.safetensors'), '--dtype', 'f16'])).toThrow(/after the cast to f16/);
     } finally {
       log.mockRestore();
       rmSync(dir, { recursive: true, force: true });
