@@ -14,3 +14,11 @@ export function uniformValues(n: number, seed: number, lo = -1, hi = 1): Float64
   }
   return out;
 }
+
+/** Largest |a[i] − b[i]|; arrays of different lengths are an error, not a silent partial comparison. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`maxAbsDiff: lengths differ (${a.length} vs ${b.length})`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}

@@ -13,16 +13,11 @@ import { flowStage } from '../../src/train/stage-flow';
 import { writeTinyChain } from '../../src/train/stage-flow-fixture';
 import { generateBatch } from '../../src/synthesize/batch-generate';
 import { gpuEngine } from '../helpers/oracle';
+import { maxAbsDiff } from '../helpers/values';
 import { CONTENDED_TIMEOUT, tempDirMaker } from '../train/run-helpers';
 
 const tempDir = tempDirMaker('synth-batch-');
 
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 describe('generateBatch (GPU, tiny chain)', () => {
   const fs = new NodeTrainFileSystem();

@@ -18,6 +18,7 @@ import { writeTinyChain } from '../../src/train/stage-flow-fixture';
 import { runSynthesis, type SynthesisOptions } from '../../src/synthesize/job';
 import { phantomSources, type SynthesisSource } from '../../src/synthesize/sources';
 import { gpuEngine } from '../helpers/oracle';
+import { maxAbsDiff } from '../helpers/values';
 import { CONTENDED_TIMEOUT, tempDirMaker } from '../train/run-helpers';
 
 const tempDir = tempDirMaker('synthesize-');
@@ -27,12 +28,6 @@ const LABELS: SynthesisOptions['labelColumns'] = [{ name: 'cls', type: 'string' 
 const cmrRows = (dir: string, split = 'train') => readNpy(new Uint8Array(readFileSync(join(dir, split, 'cmr.npy'))), 'cmr');
 const manifestOf = (dir: string) => JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 describe('runSynthesis (GPU, tiny chain)', () => {
   const trainFs = new NodeTrainFileSystem();
