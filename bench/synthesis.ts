@@ -36,7 +36,9 @@ for (const b of batches) {
 }
 const adapter = engine.caps?.adapter;
 const result = {
-  date: new Date().toISOString().slice(0, 10), adapter: adapter?.description || adapter?.device || 'unknown', checkpoint, steps, guidance: 2,
+  date: new Date().toISOString().slice(0, 10), adapter: adapter?.description || adapter?.device || 'unknown',
+  // The run's preset, not its path: results are committed, machine paths are not.
+  checkpoint: `a flow run of the ${pipeline.config.preset ?? 'unknown'} preset`, steps, guidance: 2,
   geometry: { latent: [c.latentChannels, c.numFrames, ...c.latentSize], clip: pipeline.config.vaeInput }, rows,
 };
 if (argv.includes('--out')) writeFileSync(arg('out', ''), JSON.stringify(result, null, 1) + '\n');
