@@ -4,22 +4,18 @@
  * intensity jitter and a little Gaussian noise make the encoder rely on shape and motion rather than on
  * framing and scanner gain. The output stays in [-1, 1] like the data.
  */
+import type { Rng } from '../data/random';
 import type { CineGeometry } from '../train/cine-data';
 
-function gaussian(rnd: () => number): number {
-  const u = Math.max(rnd(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rnd());
-}
-
-export function augmentClip(clip: Float32Array, g: CineGeometry, rnd: () => number): Float32Array {
+export function augmentClip(clip: Float32Array, g: CineGeometry, rng: Rng): Float32Array {
   const { frames, size } = g;
   const out = new Float32Array(clip.length);
-  const shift = Math.floor(rnd() * frames);
-  const side = size * (0.7 + 0.3 * rnd());
-  const x0 = rnd() * (size - side);
-  const y0 = rnd() * (size - side);
-  const gain = 0.8 + 0.4 * rnd();
-  const offset = (rnd() - 0.5) * 0.2;
+  const shift = Math.floor(rng.next() * frames);
+  const side = size * (0.7 + 0.3 * rng.next());
+  const x0 = rng.next() * (size - side);
+  const y0 = rng.next() * (size - side);
+  const gain = 0.8 + 0.4 * rng.next();
+  const offset = (rng.next() - 0.5) * 0.2;
   const noise = 0.03;
   const scale = side / size;
   for (let f = 0; f < frames; f++) {
@@ -35,7 +31,7 @@ export function augmentClip(clip: Float32Array, g: CineGeometry, rnd: () => numb
         const xB = Math.min(size - 1, xA + 1);
         const wx = sx - xA;
         const v = (1 - wy) * ((1 - wx) * src[yA * size + xA] + wx * src[yA * size + xB]) + wy * ((1 - wx) * src[yB * size + xA] + wx * src[yB * size + xB]);
-        const jittered = gain * v + offset + noise * gaussian(rnd);
+        const jittered = gain * v + offset + noise * rng.gaussian();
         out[f * size * size + y * size + x] = Math.min(1, Math.max(-1, jittered));
       }
     }

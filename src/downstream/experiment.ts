@@ -25,8 +25,8 @@ import { readSafetensors, writeSafetensors } from '../models/io/safetensors';
 import type { CineGeometry } from '../train/cine-data';
 import { clipAt, type ClipSet } from './clips';
 import type { VideoEncoderConfig, VideoEncoder } from './model';
-import { hashSeed } from '../data/random';
-import { seededUniform, shuffled, subjectFolds } from './random';
+import { hashSeed, Rng } from '../data/random';
+import { subjectFolds } from './random';
 import { DownstreamError, finetune, newEncoder, predict, pretrainContrastive, type Task } from './train';
 import { classificationMetrics, regressionMetrics } from './metrics';
 
@@ -128,7 +128,7 @@ function syntheticPool(set: ClipSet | null, count: number, seed: number, what: s
   if (!set) throw new DownstreamError(`the ${what} arm needs --${what === 'synthetic' ? 'synthetic' : 'unconditional'} DIR`);
   if (set.ids.length < count) throw new DownstreamError(`${set.source}: mix needs ${count} ${what} clips, the folder holds ${set.ids.length}; synthesize more or lower --mix`);
   // The same seed picks the same subset for every mix, so larger mixes extend smaller ones.
-  return shuffled([...set.ids.keys()], seededUniform(hashSeed(seed, 0x5e1))).slice(0, count).map((i) => clipAt(set, i));
+  return new Rng(hashSeed(seed, 0x5e1)).shuffle([...set.ids.keys()]).slice(0, count).map((i) => clipAt(set, i));
 }
 
 export interface RunContext {

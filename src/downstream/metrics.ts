@@ -7,7 +7,7 @@
  * Regression: MAE and R² = 1 − SS_res / SS_tot per target.
  * Summaries: mean ± sample sd over runs, and a percentile bootstrap CI of any metric over subjects.
  */
-import { seededUniform } from './random';
+import { Rng } from '../data/random';
 
 export interface ClassificationMetrics {
   acc: number;
@@ -105,10 +105,10 @@ export function meanSd(values: readonly number[]): { mean: number; sd: number; n
 export function bootstrapCi(n: number, metric: (indices: number[]) => number, options: { resamples?: number; level?: number; seed?: number } = {}): [number, number] {
   const resamples = options.resamples ?? 1000;
   const level = options.level ?? 0.95;
-  const rnd = seededUniform(options.seed ?? 1);
+  const rng = new Rng(options.seed ?? 1);
   const values: number[] = [];
   for (let r = 0; r < resamples; r++) {
-    const indices = Array.from({ length: n }, () => Math.floor(rnd() * n));
+    const indices = Array.from({ length: n }, () => Math.floor(rng.next() * n));
     const v = metric(indices);
     if (Number.isFinite(v)) values.push(v);
   }

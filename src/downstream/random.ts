@@ -1,20 +1,5 @@
-/** Small seeded helpers of the downstream experiment (host side): a PRNG, shuffles and the folds by subject. */
+/** The folds by subject of the downstream experiment (random draws come from the data layer's seeded `Rng`). */
 import { hashSeed, Rng } from '../data/random';
-
-/** A seeded uniform [0, 1) stream (the data layer's mulberry32 `Rng`). */
-export function seededUniform(seed: number): () => number {
-  const rng = new Rng(seed);
-  return () => rng.next();
-}
-
-export function shuffled<T>(items: readonly T[], rnd: () => number): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(rnd() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
-}
 
 /**
  * k folds of subject ids: each id in exactly one fold; with `strata` (e.g. the class of each id) the ids
@@ -25,7 +10,7 @@ export function subjectFolds(ids: readonly string[], k: number, seed: number, st
   if (!Number.isInteger(k) || k < 2) throw new Error(`--folds must be an integer >= 2, got ${k}`);
   if (ids.length < k) throw new Error(`${ids.length} labelled subjects cannot make ${k} folds`);
   if (new Set(ids).size !== ids.length) throw new Error('subject ids repeat: folds are made by subject, so ids must be unique');
-  const rnd = seededUniform(hashSeed(seed, 0xf01d));
+  const rng = new Rng(hashSeed(seed, 0xf01d));
   const groups = new Map<string, number[]>();
   ids.forEach((_, i) => {
     const key = String(strata?.[i] ?? '');
@@ -35,7 +20,7 @@ export function subjectFolds(ids: readonly string[], k: number, seed: number, st
   const folds: number[][] = Array.from({ length: k }, () => []);
   let next = 0;
   for (const key of [...groups.keys()].sort()) {
-    for (const i of shuffled(groups.get(key)!, rnd)) folds[next++ % k].push(i);
+    for (const i of rng.shuffle([...groups.get(key)!])) folds[next++ % k].push(i);
   }
   return folds.map((f) => f.sort((a, b) => a - b));
 }

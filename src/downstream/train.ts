@@ -22,7 +22,7 @@ import type { CineGeometry } from '../train/cine-data';
 import { augmentClip } from './augment';
 import { ntXentLoss, softmaxCrossEntropy } from './losses';
 import { ProjectionHead, VideoEncoder, type VideoEncoderConfig } from './model';
-import { seededUniform, shuffled } from './random';
+import { Rng } from '../data/random';
 
 export interface PretrainOptions {
   epochs: number;
@@ -78,20 +78,20 @@ export async function pretrainContrastive(engine: Engine, encoder: VideoEncoder,
   const projection = new ProjectionHead({ backend: engine.backend, gen: new Generator(o.seed + 1) }, encoder.featureDim);
   const params = [...encoder.parameters(), ...projection.parameters()];
   const optimizer = new AdamW(params, { lr: o.lr, weightDecay: 1e-4 });
-  const rnd = seededUniform(o.seed);
+  const rng = new Rng(o.seed);
   const batch = Math.min(o.batch, clips.length);
   const curve: number[] = [];
   encoder.training = true;
   try {
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
-      const order = shuffled([...clips.keys()], rnd);
+      const order = rng.shuffle([...clips.keys()]);
       const losses: Tensor[] = [];
       // Full batches only: NT-Xent's difficulty depends on the batch size.
       for (let start = 0; start + batch <= order.length; start += batch) {
         const rows = order.slice(start, start + batch);
         const shape = [rows.length, 1, g.frames, g.size, g.size];
-        const v1 = engine.tensor(stack(rows.map((r) => augmentClip(clips[r], g, rnd)), g), shape);
-        const v2 = engine.tensor(stack(rows.map((r) => augmentClip(clips[r], g, rnd)), g), shape);
+        const v1 = engine.tensor(stack(rows.map((r) => augmentClip(clips[r], g, rng)), g), shape);
+        const v2 = engine.tensor(stack(rows.map((r) => augmentClip(clips[r], g, rng)), g), shape);
         const loss = tidy(() => {
           const l = ntXentLoss(projection.forward(encoder.forward(v1)), projection.forward(encoder.forward(v2)), o.temperature);
           backward(l);
@@ -134,12 +134,12 @@ export async function finetune(engine: Engine, encoder: VideoEncoder, clips: Flo
   const outputs = task.kind === 'classify' ? task.classes : task.outputs;
   const head = new Linear({ backend: engine.backend, gen: new Generator(o.seed + 2) }, encoder.featureDim, outputs);
   const optimizer = new AdamW([...encoder.parameters(), ...head.parameters()], { lr: o.lr, weightDecay: o.weightDecay ?? 1e-4 });
-  const rnd = seededUniform(o.seed + 3);
+  const rng = new Rng(o.seed + 3);
   const curve: number[] = [];
   encoder.training = true;
   try {
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
-      const order = shuffled(train, rnd);
+      const order = rng.shuffle([...train]);
       const losses: Tensor[] = [];
       for (let start = 0; start < order.length; start += o.batch) {
         const rows = order.slice(start, start + o.batch);
