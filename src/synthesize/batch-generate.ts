@@ -12,15 +12,13 @@
  * in a batch of 8 equals the one generated alone (up to float rounding of the batched kernels).
  */
 import { hashSeed } from '../data/random';
-import { noGrad } from '../engine/autograd';
 import { fromArray } from '../engine/create';
 import { tidy } from '../engine/scope';
 import type { Tensor } from '../engine/tensor';
-import { add, mulScalar, zerosLike } from '../kernels/elementwise';
 import { concat } from '../kernels/layout';
 import { Generator, randn } from '../kernels/random';
 import { assertFiniteOutput, type FlowPipeline, type GeneratedClip } from '../train/pipeline';
-import { SAMPLE_DEFAULTS, decodeToUnitRange, ditField, integrateFlow, type FlowSampleOptions } from '../train/sampler';
+import { SAMPLE_DEFAULTS, decodeToUnitRange, sampleLatents, type FlowSampleOptions } from '../train/sampler';
 import { ecgModelInput } from '../train/stage-flow-data';
 import { encodeEcgTokens } from '../train/stage-flow';
 
@@ -61,14 +59,7 @@ export async function generateBatch(pipeline: FlowPipeline, items: readonly Batc
   const tokens = await encodeEcgTokens(pipeline.encoder, ecg, pipeline.dit.config.numFrames, pipeline.config.cycle, { grad: false });
   ecg.dispose();
   const noise = batchNoise(pipeline, items, o.seed);
-  const latents = noGrad(() => {
-    const x0 = tidy(() => add(pipeline.template, mulScalar(noise, o.alpha)));
-    const condition = o.unconditional ? zerosLike(tokens) : tokens;
-    const out = integrateFlow(x0, ditField(pipeline.dit, condition, o.unconditional ? 1 : o.guidance), { steps: o.steps, method: o.method, timeGrid: o.timeGrid });
-    x0.dispose();
-    if (condition !== tokens) condition.dispose();
-    return out;
-  });
+  const latents = sampleLatents(pipeline.dit, tokens, pipeline.template, { ...o, noise });
   noise.dispose();
   tokens.dispose();
   const clips = decodeToUnitRange(pipeline.vae, latents);

@@ -111,14 +111,15 @@ export function ditField(dit: EcgDiT, tokens: Tensor, guidance: number): Velocit
 
 /**
  * Latents [B, C, T, h, w] from ECG tokens [B, Te, D] and the template [1, C, 1, h, w]: x₀ = template + α·ε
- * with ε from Generator(seed), then the chosen integrator. No gradient.
+ * with ε from Generator(seed), or the caller's `noise` (batched synthesis draws each row from its own
+ * generator), then the chosen integrator. No gradient; `noise` is not consumed.
  */
-export function sampleLatents(dit: EcgDiT, tokens: Tensor, template: Tensor, options: FlowSampleOptions = {}): Tensor {
+export function sampleLatents(dit: EcgDiT, tokens: Tensor, template: Tensor, options: FlowSampleOptions & { noise?: Tensor } = {}): Tensor {
   const o = { ...SAMPLE_DEFAULTS, ...options };
   const c = dit.config;
   const shape = [tokens.shape[0], c.latentChannels, c.numFrames, c.latentSize[0], c.latentSize[1]];
   return noGrad(() => {
-    const x0 = tidy(() => add(template, mulScalar(randn(tokens.backend, shape, new Generator(o.seed)), o.alpha)));
+    const x0 = tidy(() => add(template, mulScalar(options.noise ?? randn(tokens.backend, shape, new Generator(o.seed)), o.alpha)));
     const condition = o.unconditional ? zerosLike(tokens) : tokens;
     const out = integrateFlow(x0, ditField(dit, condition, o.unconditional ? 1 : o.guidance), { steps: o.steps, method: o.method, timeGrid: o.timeGrid });
     x0.dispose();
