@@ -107,8 +107,8 @@ export class NpyDatasetSource implements BatchSource {
     if (!info) throw new DataError(manifestPath, `no split '${split}'`);
     const ecgPath = joinPath(dir, info.ecg);
     const cmrPath = joinPath(dir, info.cmr);
-    const ecgHeader = await readHeader(fs, ecgPath);
-    const cmrHeader = await readHeader(fs, cmrPath);
+    const ecgHeader = await readNpyFileHeader(fs, ecgPath);
+    const cmrHeader = await readNpyFileHeader(fs, cmrPath);
     const check = (path: string, h: NpyHeader, tail: readonly number[]) => {
       if (h.dtype !== 'f4') throw new DataError(path, `expected float32 data, got ${h.dtype}`);
       if (h.shape.length !== tail.length + 1 || tail.some((d, i) => h.shape[i + 1] !== d)) {
@@ -148,7 +148,8 @@ export class NpyDatasetSource implements BatchSource {
   }
 }
 
-async function readHeader(fs: DataFileSystem, path: string): Promise<NpyHeader> {
+/** The header of an NPY file on `fs`, read from its first bytes only (a missing file is a DataError). */
+export async function readNpyFileHeader(fs: DataFileSystem, path: string): Promise<NpyHeader> {
   if (!(await fs.exists(path))) throw new DataError(path, 'file not found');
   const size = await fs.fileSize(path);
   return parseNpyHeader(await fs.readRange(path, 0, Math.min(size, NPY_HEADER_PROBE_BYTES)), path);

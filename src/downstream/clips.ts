@@ -7,7 +7,7 @@
 import type { SplitName } from '../data/dataset';
 import { DataError } from '../data/errors';
 import { type DataFileSystem, decodeText, joinPath } from '../data/fs';
-import { NPY_HEADER_PROBE_BYTES, parseNpyHeader } from '../data/npy';
+import { readNpyFileHeader } from '../data/loader';
 import { resizeCine, type CineGeometry } from '../train/cine-data';
 
 export type LabelCell = string | number | null;
@@ -67,8 +67,8 @@ export async function loadClipSet(fs: DataFileSystem, dir: string, splits: Split
   const chosen = rows.slice(0, options.limit ?? rows.length);
   const headers = new Map<string, number>();
   for (const path of new Set(chosen.map((r) => r.cmrPath))) {
+    const h = await readNpyFileHeader(fs, path);
     const size = await fs.fileSize(path);
-    const h = parseNpyHeader(await fs.readRange(path, 0, Math.min(NPY_HEADER_PROBE_BYTES, size)), path);
     if (h.dtype !== 'f4' || h.shape.length !== 4 || h.shape[1] !== 50 || h.shape[2] !== 96 || h.shape[3] !== 96) {
       throw new DataError(path, `expected float32 (N, 50, 96, 96) cines, got ${h.dtype} (${h.shape.join(', ')})`);
     }

@@ -19,7 +19,7 @@ import { DataError } from '../data/errors';
 import { joinPath } from '../data/fs';
 import { prepareCine } from '../data/preprocess/cmr';
 import type { BuildFileSystem } from '../data/build/build-fs';
-import type { LabelColumn, LabelValue, SubjectPair } from '../data/build/pairs';
+import { textDigest, type LabelColumn, type LabelValue, type SubjectPair } from '../data/build/pairs';
 import { inShard, splitForId, type ShardSpec, type SplitFractions } from '../data/build/split';
 import { DatasetAppender, type BuildIdentity } from '../data/build/store';
 import { ecgStats } from '../data/build/subject';
@@ -74,16 +74,6 @@ export interface SynthesisResult {
   provenance: SynthesisProvenance;
 }
 
-/** FNV-1a of a string, hex: identifies the source list and settings of a run (shards and resumes must share it). */
-function digestOf(text: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, '0');
-}
-
 export function syntheticId(sourceId: string): string {
   return `syn-${sourceId}`;
 }
@@ -101,7 +91,7 @@ export async function runSynthesis(fs: BuildFileSystem, pipeline: FlowPipeline, 
     sampler: settings, sourceKind: options.sourceKind, sourceCount: options.sources.length,
   };
   // What must not change between the shards of one run or across a resume: the sources, the weights and the sampler.
-  const runDigest = digestOf(JSON.stringify({ ids: options.sources.map((s) => s.id), sha: options.checkpointSha256, settings }));
+  const runDigest = textDigest(JSON.stringify({ ids: options.sources.map((s) => s.id), sha: options.checkpointSha256, settings }));
   const identity: BuildIdentity = {
     pairsDigest: runDigest, pairCount: options.sources.length, seed: sample.seed, fractions,
     labelColumns: options.labelColumns, classColumn: options.labelColumns.some((c) => c.name === 'cls') ? 'cls' : null, shard,

@@ -12,7 +12,7 @@
  */
 import { DataError } from '../data/errors';
 import { type DataFileSystem, decodeText, joinPath } from '../data/fs';
-import { parseNpyHeader, NPY_HEADER_PROBE_BYTES } from '../data/npy';
+import { readNpyFileHeader } from '../data/loader';
 import { generateSubject, phantomId } from '../data/phantom/subject';
 import { prepareEcg } from '../data/preprocess/ecg';
 import { readEcgFile } from '../data/readers/index';
@@ -75,7 +75,7 @@ export async function datasetSources(fs: DataFileSystem, dir: string, splits: Sp
     const info = manifest.splits?.[split];
     if (!info) throw new DataError(manifestPath, `has no split '${split}' (it has ${Object.keys(manifest.splits ?? {}).join(', ') || 'none'})`);
     const ecgPath = joinPath(dir, info.ecg);
-    const header = parseNpyHeader(await fs.readRange(ecgPath, 0, Math.min(NPY_HEADER_PROBE_BYTES, await fs.fileSize(ecgPath))), ecgPath);
+    const header = await readNpyFileHeader(fs, ecgPath);
     if (header.dtype !== 'f4' || header.shape.length !== 3 || header.shape[1] !== 12 || header.shape[2] !== 5000) {
       throw new DataError(ecgPath, `expected float32 (N, 12, 5000), got ${header.dtype} (${header.shape.join(', ')})`);
     }

@@ -2,6 +2,7 @@
  * Progress on stderr: a redrawn bar on a terminal, plain lines every `logEvery` steps otherwise (CI logs,
  * pipes, test children). Takes a writer so a browser page can route it elsewhere.
  */
+import { formatDuration } from '../data/build/progress';
 
 export interface ProgressSink {
   write(text: string): void;
@@ -18,13 +19,7 @@ export interface ProgressUpdate {
   stepsPerSecond: number;
 }
 
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return '?';
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}
+export { formatDuration };
 
 const formatValue = (v: number) => (Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(3) : v.toPrecision(4));
 

@@ -14,6 +14,7 @@ import { ECG_ROW_BYTES, CMR_ROW_BYTES, JOURNAL_FILE, readBuiltSubjects, writeDat
 import type { RejectStage } from './subject';
 import type { ProgressState } from './progress';
 import { writeQcReport } from './qc';
+import { readNpyFileHeader } from '../loader';
 
 export interface MergeOptions {
   qc?: boolean;
@@ -29,11 +30,6 @@ async function readManifest(fs: BuildFileSystem, dir: string): Promise<BuiltData
   const manifest = JSON.parse(decodeText(await fs.readFile(path))) as BuiltDatasetManifest;
   if (!manifest.build?.shard) throw new DataError(path, 'has no build section; only outputs of `data build --shard i/n` can be merged');
   return manifest;
-}
-
-async function dataOffset(fs: BuildFileSystem, path: string): Promise<number> {
-  const probe = await fs.readRange(path, 0, 10);
-  return 10 + (probe[8] | (probe[9] << 8));
 }
 
 export async function mergeShards(fs: BuildFileSystem, shardDirs: string[], out: string, options: MergeOptions = {}): Promise<BuiltDatasetManifest> {
@@ -72,7 +68,7 @@ export async function mergeShards(fs: BuildFileSystem, shardDirs: string[], out:
       const offsets = new Map<string, number>();
       for (const { subject, dir } of rows) {
         const source = joinPath(dir, split, `${kind}.npy`);
-        if (!offsets.has(source)) offsets.set(source, await dataOffset(fs, source));
+        if (!offsets.has(source)) offsets.set(source, (await readNpyFileHeader(fs, source)).dataOffset);
         await fs.appendFile(target, await fs.readRange(source, offsets.get(source)! + subject.row * bytes, bytes));
         if (kind === 'cmr') options.onProgress?.({ done: ++copied, total: subjects.length, rejected: 0, doneThisRun: copied, elapsedSeconds: (Date.now() - t0) / 1000 });
       }

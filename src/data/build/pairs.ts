@@ -119,9 +119,13 @@ function typeLabels(names: string[], rows: string[][]): { columns: LabelColumn[]
   return { columns, values };
 }
 
-export function pairsDigest(pairs: SubjectPair[]): string {
-  const text = JSON.stringify(pairs.map((p) => [p.id, p.ecg, p.cmr, p.missing ?? '', p.labels, p.split ?? '']));
+/** 64 bits (two seeded 32-bit string hashes) in hex: what identifies a build's inputs across shards and resumes. */
+export function textDigest(text: string): string {
   return [hashString(1, text), hashString(2, text)].map((h) => h.toString(16).padStart(8, '0')).join('');
+}
+
+export function pairsDigest(pairs: SubjectPair[]): string {
+  return textDigest(JSON.stringify(pairs.map((p) => [p.id, p.ecg, p.cmr, p.missing ?? '', p.labels, p.split ?? ''])));
 }
 
 /** A table with a subject id column; returns the id column index, the header and the data rows. */

@@ -12,8 +12,9 @@ export interface ProgressState {
   elapsedSeconds: number;
 }
 
+/** 42s, 3m07s, 2h05m; '?' when unknown (no rate yet) or negative. Shared with training's progress lines. */
 export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
+  if (!Number.isFinite(seconds) || seconds < 0) return '?';
   const s = Math.round(seconds);
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
