@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { NodeBuildFileSystem } from '../data/build/build-fs';
 import type { LabelColumn } from '../data/build/pairs';
 import { parseShard, parseSplitFractions, type ShardSpec, type SplitFractions } from '../data/build/split';
-import { SPLIT_NAMES, type SplitName } from '../data/dataset';
+import { PHANTOM_PHENOTYPES, SPLIT_NAMES, type SplitName } from '../data/dataset';
 import { Engine } from '../engine/engine';
 import { runSynthesis } from '../synthesize/job';
 import { datasetSources, fileSources, phantomSources, type SynthesisSource } from '../synthesize/sources';
@@ -141,10 +141,7 @@ export function parseSynthesizeArgs(argv: string[]): Args {
   return args;
 }
 
-const PHANTOM_LABELS: LabelColumn[] = [
-  { name: 'cls', type: 'string' }, { name: 'efProxy', type: 'number' }, { name: 'edvProxy', type: 'number' }, { name: 'esvProxy', type: 'number' },
-  { name: 'heartRateBpm', type: 'number' }, { name: 'wallThickness', type: 'number' },
-];
+const PHANTOM_LABELS: LabelColumn[] = [{ name: 'cls', type: 'string' }, ...PHANTOM_PHENOTYPES.map((name): LabelColumn => ({ name, type: 'number' }))];
 
 /** Label columns from the sources' labels (dataset and file sources know theirs without loading). */
 function labelColumnsOf(sources: SynthesisSource[]): LabelColumn[] {

@@ -15,6 +15,8 @@ import { normalizeClip } from './preprocess/cmr';
 
 export const DATASET_VERSION = 1;
 export const SPLIT_NAMES = ['train', 'val', 'test'] as const;
+/** The phantom's per-subject phenotypes kept beside the class in manifests: labels for evaluation, synthesis and downstream tasks. */
+export const PHANTOM_PHENOTYPES = ['efProxy', 'edvProxy', 'esvProxy', 'heartRateBpm', 'wallThickness'] as const;
 export type SplitName = (typeof SPLIT_NAMES)[number];
 
 export interface SubjectRecord {

@@ -4,7 +4,7 @@
  * [-1, 1]) with the same `resizeCine` the VAE stage uses, and their labels from the manifest.
  * Memory: n · T · S² floats (1,000 clips at 16 × 32 × 32: 64 MB).
  */
-import type { SplitName } from '../data/dataset';
+import { PHANTOM_PHENOTYPES, type SplitName } from '../data/dataset';
 import { DataError } from '../data/errors';
 import { type DataFileSystem, decodeText, joinPath } from '../data/fs';
 import { readNpyFileHeader } from '../data/loader';
@@ -26,7 +26,7 @@ export interface ClipSet {
 
 const CLIP_VALUES = 50 * 96 * 96;
 /** Phenotype fields that phantom manifests keep at the subject's top level. */
-const TOP_LEVEL_LABELS = ['cls', 'efProxy', 'edvProxy', 'esvProxy', 'wallThickness', 'heartRateBpm'];
+const TOP_LEVEL_LABELS = ['cls', ...PHANTOM_PHENOTYPES];
 
 interface ManifestSubject {
   id: string;

@@ -17,7 +17,7 @@ import { generateSubject, phantomId } from '../data/phantom/subject';
 import { prepareEcg } from '../data/preprocess/ecg';
 import { readEcgFile } from '../data/readers/index';
 import { parseCsvRows, resolveListedPath } from '../data/build/pairs';
-import type { SplitName } from '../data/dataset';
+import { PHANTOM_PHENOTYPES, type SplitName } from '../data/dataset';
 
 export type SourceLabel = string | number | null;
 
@@ -48,7 +48,7 @@ export function phantomSources(seed: number, start: number, count: number): Synt
         const subject = generateSubject(seed, index, { cine: false });
         const t = subject.truth;
         // The truth is known only after generation; labels are filled in here (listing stays cheap).
-        Object.assign(this.labels, { cls: t.cls, efProxy: t.efProxy, edvProxy: t.edvProxy, esvProxy: t.esvProxy, heartRateBpm: t.heartRateBpm, wallThickness: t.wallThickness });
+        Object.assign(this.labels, { cls: t.cls, ...Object.fromEntries(PHANTOM_PHENOTYPES.map((key) => [key, t[key]])) });
         return { ecg: subject.ecg, warnings: [] };
       },
     };
@@ -85,7 +85,7 @@ export async function datasetSources(fs: DataFileSystem, dir: string, splits: Sp
       const s = subjects[row];
       const labels: Record<string, SourceLabel> = { ...(s?.labels ?? {}) };
       if (s?.cls !== undefined && s.cls !== '') labels.cls = s.cls;
-      for (const key of ['efProxy', 'edvProxy', 'esvProxy', 'heartRateBpm', 'wallThickness'] as const) {
+      for (const key of PHANTOM_PHENOTYPES) {
         if (typeof s?.[key] === 'number') labels[key] = s[key] as number;
       }
       out.push({
