@@ -127,9 +127,7 @@ export async function runSynthesis(fs: BuildFileSystem, pipeline: FlowPipeline, 
     const seconds = (Date.now() - started) / 1000;
     options.onProgress?.(skipped + generated, total, seconds > 0 ? generated / seconds : 0);
   }
-  const manifest = await store.finalize();
-  // The appender describes a `data build`; mark the dataset as synthetic and keep the provenance beside it.
-  await fs.writeFile(joinPath(options.out, 'manifest.json'), JSON.stringify({ ...manifest, generator: 'ecgflowcmr synthesize v1', createdBy: 'npm run synthesize', synthesis: provenance }, null, 1));
+  await store.finalize({ generator: 'ecgflowcmr synthesize v1', createdBy: 'npm run synthesize', synthesis: provenance });
   const seconds = (Date.now() - started) / 1000;
   return { out: options.out, generated, skipped, clipsPerSecond: seconds > 0 ? generated / seconds : 0, provenance };
 }

@@ -86,13 +86,9 @@ export async function mergeShards(fs: BuildFileSystem, shardDirs: string[], out:
   const identity: BuildIdentity = { ...first, shard: { index: 0, count: 1 } };
   delete (identity as Partial<BuiltDatasetManifest['build']>).rejected;
   delete (identity as Partial<BuiltDatasetManifest['build']>).rejectedFile;
-  let manifest = await writeDatasetDescription(fs, out, identity, merged, rejected);
-  // Shards of `npm run synthesize` describe their generation (weights hash, sampler) beside the build fields.
-  const synthesis = (shards[0].manifest as { synthesis?: unknown }).synthesis;
-  if (synthesis !== undefined) {
-    manifest = { ...manifest, generator: shards[0].manifest.generator, createdBy: shards[0].manifest.createdBy, synthesis } as BuiltDatasetManifest;
-    await fs.writeFile(joinPath(out, 'manifest.json'), JSON.stringify(manifest, null, 1));
-  }
+  // The shards' origin is kept: a merge of `npm run synthesize` shards stays a synthetic dataset with its provenance.
+  const { generator, createdBy, synthesis } = shards[0].manifest;
+  const manifest = await writeDatasetDescription(fs, out, identity, merged, rejected, { generator, createdBy, synthesis });
   if (options.qc ?? true) await writeQcReport(fs, out, manifest);
   return manifest;
 }

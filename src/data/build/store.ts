@@ -62,7 +62,13 @@ type JournalLine = { kind: 'subject'; subject: BuiltSubject } | { kind: 'rejecte
 export type BuiltDatasetManifest = Omit<DatasetManifest, 'subjects'> & {
   subjects: Omit<BuiltSubject, 'rPeaks'>[];
   build: BuildIdentity & { rejected: number; rejectedFile: string };
+  /** Datasets of generated cines (`npm run synthesize`): weights hash, sampler settings, sources. */
+  synthesis?: unknown;
 };
+
+/** What wrote a dataset: `data build` by default; `npm run synthesize` adds its provenance. Merges keep the shards'. */
+export type DatasetOrigin = Pick<BuiltDatasetManifest, 'generator' | 'createdBy' | 'synthesis'>;
+const BUILD_ORIGIN: DatasetOrigin = { generator: 'ecgflowcmr build v1', createdBy: 'npm run data -- build' };
 
 function sameIdentity(a: BuildIdentity, b: BuildIdentity): string | null {
   for (const key of ['pairsDigest', 'pairCount', 'seed', 'fractions', 'labelColumns', 'classColumn', 'shard'] as const) {
@@ -189,13 +195,13 @@ export class DatasetAppender {
   }
 
   /** Rewrites the NPY headers with the row counts and writes manifest, meta and rejected.csv. */
-  async finalize(): Promise<BuiltDatasetManifest> {
+  async finalize(origin: DatasetOrigin = BUILD_ORIGIN): Promise<BuiltDatasetManifest> {
     for (const split of SPLIT_NAMES) {
       for (const kind of ['ecg', 'cmr'] as const) {
         await writeNpyCount(this.fs, npyPath(this.dir, split, kind), kind, this.rows[split]);
       }
     }
-    return writeDatasetDescription(this.fs, this.dir, this.identity, this.subjects, this.rejected);
+    return writeDatasetDescription(this.fs, this.dir, this.identity, this.subjects, this.rejected, origin);
   }
 }
 
@@ -232,19 +238,22 @@ export function rejectedCsv(rejected: RejectedSubject[]): string {
  * their data was written to. A single build and a merge of its shards both end here, so they describe
  * their datasets identically (in a clean build, rows are in pair order, as merge writes them).
  */
-export async function writeDatasetDescription(fs: BuildFileSystem, dir: string, identity: BuildIdentity, subjects: BuiltSubject[], rejected: RejectedSubject[]): Promise<BuiltDatasetManifest> {
+export async function writeDatasetDescription(
+  fs: BuildFileSystem, dir: string, identity: BuildIdentity, subjects: BuiltSubject[], rejected: RejectedSubject[], origin: DatasetOrigin = BUILD_ORIGIN,
+): Promise<BuiltDatasetManifest> {
   const described = [...subjects].sort((a, b) => a.pairIndex - b.pairIndex);
   const manifest: BuiltDatasetManifest = {
     version: DATASET_VERSION,
-    generator: 'ecgflowcmr build v1',
+    generator: origin.generator,
     seed: identity.seed,
-    createdBy: 'npm run data -- build',
+    createdBy: origin.createdBy,
     ecg: { shape: [12, 5000], dtype: 'float32', fs: 500, units: 'mV', leads: ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6'] },
     cmr: { shape: [50, 96, 96], dtype: 'float32', range: [-1, 1], normalization: 'per clip: 2 (x - min) / max(max - min, 1e-6) - 1' },
     splits: {} as DatasetManifest['splits'],
     // R peaks stay in meta.json: the manifest is read whole by every consumer and should stay small.
     subjects: described.map(({ rPeaks: _rPeaks, ...rest }) => rest),
     build: { ...identity, rejected: rejected.length, rejectedFile: 'rejected.csv' },
+    ...(origin.synthesis !== undefined ? { synthesis: origin.synthesis } : {}),
   };
   for (const split of SPLIT_NAMES) {
     // meta.json lists a split's subjects by row, as the loader reads them.
