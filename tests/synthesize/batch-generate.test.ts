@@ -3,18 +3,14 @@
  * same (seed, index), whatever B and batch-mates; conditional clips follow their ECG; non-finite weights
  * fail loudly instead of decoding to a black clip.
  */
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateSubject } from '../../src/data/phantom/subject';
-import { parseRunArgs, train } from '../../src/train/index';
 import { NodeTrainFileSystem } from '../../src/train/node-files';
 import { FlowPipeline, NonFiniteOutputError } from '../../src/train/pipeline';
-import { flowStage } from '../../src/train/stage-flow';
-import { writeTinyChain } from '../../src/train/stage-flow-fixture';
 import { generateBatch } from '../../src/synthesize/batch-generate';
 import { gpuEngine } from '../helpers/oracle';
 import { maxAbsDiff } from '../helpers/values';
-import { CONTENDED_TIMEOUT, tempDirMaker } from '../train/run-helpers';
+import { CONTENDED_TIMEOUT, tempDirMaker, tinyFlowRun } from '../train/run-helpers';
 
 const tempDir = tempDirMaker('synth-batch-');
 
@@ -26,11 +22,7 @@ describe('generateBatch (GPU, tiny chain)', () => {
   beforeAll(async () => {
     const engine = await gpuEngine();
     const dir = tempDir();
-    const chain = await writeTinyChain(engine, fs, join(dir, 'chain'), { seed: 7, trainSubjects: 4 });
-    const config = flowStage.resolveConfig(parseRunArgs(['--stage', 'flow', '--vae-run', chain.vaeRun, '--ecg-run', chain.ecgRun, '--steps', '2', '--batch', '2', '--val-every', '2']));
-    config.valSubjects = 2;
-    flowRun = join(dir, 'flow-run');
-    await train(flowStage, config, { engine, fs, runDir: flowRun, progress: null });
+    ({ flowRun } = await tinyFlowRun(engine, fs, dir, 7));
   }, CONTENDED_TIMEOUT);
 
   it('a clip in a batch equals the clip generated alone, for any batch size and batch-mates', async () => {

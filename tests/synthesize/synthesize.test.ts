@@ -10,16 +10,13 @@ import { NodeBuildFileSystem } from '../../src/data/build/build-fs';
 import { mergeShards } from '../../src/data/build/merge';
 import { NpyDatasetSource } from '../../src/data/loader';
 import { readNpy } from '../../src/data/npy';
-import { parseRunArgs, train } from '../../src/train/index';
 import { NodeTrainFileSystem } from '../../src/train/node-files';
 import { FlowPipeline } from '../../src/train/pipeline';
-import { flowStage } from '../../src/train/stage-flow';
-import { writeTinyChain } from '../../src/train/stage-flow-fixture';
 import { runSynthesis, type SynthesisOptions } from '../../src/synthesize/job';
 import { phantomSources, type SynthesisSource } from '../../src/synthesize/sources';
 import { gpuEngine } from '../helpers/oracle';
 import { maxAbsDiff } from '../helpers/values';
-import { CONTENDED_TIMEOUT, tempDirMaker } from '../train/run-helpers';
+import { CONTENDED_TIMEOUT, tempDirMaker, tinyFlowRun } from '../train/run-helpers';
 
 const tempDir = tempDirMaker('synthesize-');
 const repoRoot = join(__dirname, '../..');
@@ -41,11 +38,7 @@ describe('runSynthesis (GPU, tiny chain)', () => {
   beforeAll(async () => {
     const engine = await gpuEngine();
     const dir = tempDir();
-    const chain = await writeTinyChain(engine, trainFs, join(dir, 'chain'), { seed: 7, trainSubjects: 4 });
-    const config = flowStage.resolveConfig(parseRunArgs(['--stage', 'flow', '--vae-run', chain.vaeRun, '--ecg-run', chain.ecgRun, '--steps', '2', '--batch', '2', '--val-every', '2']));
-    config.valSubjects = 2;
-    flowRun = join(dir, 'flow-run');
-    await train(flowStage, config, { engine, fs: trainFs, runDir: flowRun, progress: null });
+    ({ flowRun } = await tinyFlowRun(engine, trainFs, dir, 7));
     pipeline = await FlowPipeline.load(engine, trainFs, flowRun);
     return () => pipeline.dispose();
   }, CONTENDED_TIMEOUT);

@@ -29,10 +29,9 @@ import { FlowPipeline, NonFiniteOutputError } from '../../src/train/pipeline';
 import { NonFiniteWeightsError } from '../../src/models/io/state-dict';
 import { rewrite, setValue } from './file-mutation';
 import { ditField, evaluationTimes, integrateFlow, sampleLatents } from '../../src/train/sampler';
-import { flowStage } from '../../src/train/stage-flow';
-import { writeTinyChain } from '../../src/train/stage-flow-fixture';
 import { cpu, gpuEngine } from '../helpers/oracle';
-import { CONTENDED_TIMEOUT, tempDirMaker } from './run-helpers';
+import { flowStage } from '../../src/train/stage-flow';
+import { CONTENDED_TIMEOUT, tempDirMaker, tinyFlowRun } from './run-helpers';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const tempDir = tempDirMaker('generate-');
@@ -117,11 +116,7 @@ describe('generation with a tiny chain (GPU)', () => {
   beforeAll(async () => {
     const engine = await gpuEngine();
     const dir = tempDir();
-    chain = await writeTinyChain(engine, fs, join(dir, 'chain'), { seed: 5, trainSubjects: 4 });
-    const config = flowStage.resolveConfig(parseRunArgs(['--stage', 'flow', '--vae-run', chain.vaeRun, '--ecg-run', chain.ecgRun, '--steps', '2', '--batch', '2', '--val-every', '2']));
-    config.valSubjects = 2;
-    flowRun = join(dir, 'flow-run');
-    await train(flowStage, config, { engine, fs, runDir: flowRun, progress: null });
+    ({ chain, flowRun } = await tinyFlowRun(engine, fs, dir, 5));
   }, CONTENDED_TIMEOUT);
 
   it('the pipeline generates a clip in [0, 1], the same one for the same seed', async () => {

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect } from 'vitest';
 import type { Engine } from '../../src/engine/engine';
-import { loadCheckpoint, parseMetrics, train, type BaseStageConfig, type StageFactory, type TrainFileSystem, type TrainRecord, type ValRecord } from '../../src/train/index';
+import { loadCheckpoint, parseMetrics, parseRunArgs, train, type BaseStageConfig, type StageFactory, type TrainFileSystem, type TrainRecord, type ValRecord } from '../../src/train/index';
+import { flowStage } from '../../src/train/stage-flow';
+import { writeTinyChain } from '../../src/train/stage-flow-fixture';
 import { releaseGpu } from '../helpers/oracle';
 
 /** Lavapipe shares 2 cores with whatever else runs; compile + train normally takes seconds. */
@@ -50,4 +52,17 @@ export async function expectResumeRepeats<C extends BaseStageConfig>(
   expect(resumed).toMatchObject({ completed: true, steps: run.steps });
   expect(trainValues(dir)).toEqual(trainValues(run.first));
   expect(valValues(dir)).toEqual(valValues(run.first));
+}
+
+/**
+ * The tiny chain (untrained PA-MAE and VAE runs, seeded) under `dir` and a 2-step flow run on it: what the
+ * generation and synthesis tests sample from.
+ */
+export async function tinyFlowRun(engine: Engine, fs: TrainFileSystem, dir: string, seed: number): Promise<{ chain: { ecgRun: string; vaeRun: string }; flowRun: string }> {
+  const chain = await writeTinyChain(engine, fs, join(dir, 'chain'), { seed, trainSubjects: 4 });
+  const config = flowStage.resolveConfig(parseRunArgs(['--stage', 'flow', '--vae-run', chain.vaeRun, '--ecg-run', chain.ecgRun, '--steps', '2', '--batch', '2', '--val-every', '2']));
+  config.valSubjects = 2;
+  const flowRun = join(dir, 'flow-run');
+  await train(flowStage, config, { engine, fs, runDir: flowRun, progress: null });
+  return { chain, flowRun };
 }
