@@ -7,8 +7,11 @@
 #      ECG and once with the null ECG (--unconditional), as many as the largest mix needs (4 x 128);
 #   4. the downstream experiment: classification of the phantom class and regression of the EF/EDV/ESV proxies,
 #      arms none / real / synthetic / unconditional, mix 0-4, 5 folds x 3 seeds.
-# Every step resumes: rerun the script after an interruption.
+# Every step resumes: rerun the script after an interruption. The two tasks share their pretrained encoders
+# (RUN_DIR/pretrained; the same settings and clips, checked on reuse).
 # Usage: bash scripts/augmentation-experiment.sh [RUN_DIR]   (default runs/augmentation)
+# A reduced protocol for a short session (environment): MIXES (default 0,1,2,3,4), SEEDS (default 3),
+# FOLDS (default 5), TASKS (default "classify regress"); the synthetic pools hold max(MIXES) x 128 clips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=${1:-runs/augmentation}
@@ -26,10 +29,15 @@ if [[ ! -f "$run/real/manifest.json" ]]; then
   npx tsx src/cli/data.ts synth --n 384 --seed 1001 --split 1,0,2 --out "$run/real"
 fi
 
-pool=512
+mixes=${MIXES:-0,1,2,3,4}
+seeds=${SEEDS:-3}
+folds=${FOLDS:-5}
+tasks=${TASKS:-classify regress}
+max_mix=$(tr ',' '\n' <<< "$mixes" | sort -n | tail -1)
+pool=$((max_mix * 128))
 for kind in synthetic unconditional; do
   out="$run/$kind"
-  [[ -f "$out/manifest.json" ]] && continue
+  [[ $pool -eq 0 || -f "$out/manifest.json" ]] && continue
   extra=()
   [[ $kind == unconditional ]] && extra=(--unconditional)
   resume=()
@@ -38,9 +46,18 @@ for kind in synthetic unconditional; do
   npx tsx src/cli/synthesize.ts --checkpoint "$chain/flow" --out "$out" --phantom "$pool" --phantom-seed 2002 --batch 8 "${extra[@]}" "${resume[@]}"
 done
 
-common=(--real "$run/real" --synthetic "$run/synthetic" --unconditional "$run/unconditional" --mix 0,1,2,3,4 --folds 5 --seeds 3)
-echo "== downstream: classification of the phantom class"
-npx tsx src/cli/downstream.ts --task classify --label cls "${common[@]}" --out "$run/classify"
-echo "== downstream: regression of the EF, EDV and ESV proxies"
-npx tsx src/cli/downstream.ts --task regress --targets efProxy,edvProxy,esvProxy "${common[@]}" --out "$run/regress"
-echo "== results: $run/classify/results.md, $run/regress/results.md"
+synthetic=()
+[[ $pool -gt 0 ]] && synthetic=(--synthetic "$run/synthetic" --unconditional "$run/unconditional")
+common=(--real "$run/real" "${synthetic[@]}" --mix "$mixes" --folds "$folds" --seeds "$seeds" --pretrained-cache "$run/pretrained")
+for task in $tasks; do
+  case $task in
+    classify)
+      echo "== downstream: classification of the phantom class"
+      npx tsx src/cli/downstream.ts --task classify --label cls "${common[@]}" --out "$run/classify" ;;
+    regress)
+      echo "== downstream: regression of the EF, EDV and ESV proxies"
+      npx tsx src/cli/downstream.ts --task regress --targets efProxy,edvProxy,esvProxy "${common[@]}" --out "$run/regress" ;;
+    *) echo "unknown task '$task' in TASKS (classify, regress)" >&2; exit 2 ;;
+  esac
+  echo "== results: $run/$task/results.md"
+done

@@ -36,6 +36,8 @@ protocol:
   --pretrain none|ssl    ssl (default): all arms; none: only the no-pretraining baseline
   --folds K              default 5          --seeds S   default 3          --seed N   default 0
   --shard i/n            units (arm, mix, seed) with index mod n = i; then: npm run downstream -- report --out DIR
+  --pretrained-cache DIR where pretrained encoders are kept (default OUT/pretrained); a classification and a
+                         regression run with the same pretraining settings and clips can share one (checked)
 model and training (defaults sized for a CPU adapter):
   --frames T --size S    clip geometry (default 16, 32)          --width W   encoder width (default 16)
   --pretrain-epochs N    default 10   --pretrain-batch B  default 16   --pretrain-lr  default 1e-3   --temperature default 0.2
@@ -53,6 +55,7 @@ interface Args {
   noTest: boolean;
   synthetic: string;
   unconditional: string;
+  pretrainedCache: string;
   limit?: number;
   shard: ShardSpec;
   settings: ExperimentSettings;
@@ -64,7 +67,7 @@ function parseArgs(argv: string[]): Args {
     encoder: { ...VIDEO_ENCODER_DEFAULT }, pretrainEpochs: 10, pretrainBatch: 16, pretrainLr: 1e-3, temperature: 0.2,
     finetuneEpochs: 15, finetuneBatch: 16, finetuneLr: 5e-4, seed: 0,
   };
-  const a: Args = { report: false, out: '', real: '', realSplits: ['train', 'val'], test: '', testSplit: 'test', noTest: false, synthetic: '', unconditional: '', shard: { index: 0, count: 1 }, settings: s };
+  const a: Args = { report: false, out: '', real: '', realSplits: ['train', 'val'], test: '', testSplit: 'test', noTest: false, synthetic: '', unconditional: '', pretrainedCache: '', shard: { index: 0, count: 1 }, settings: s };
   let taskGiven = false;
   const list = argv.flatMap((x) => (x.startsWith('--') && x.includes('=') ? [x.slice(0, x.indexOf('=')), x.slice(x.indexOf('=') + 1)] : [x]));
   if (list[0] === 'report') (a.report = true), list.shift();
@@ -94,6 +97,7 @@ function parseArgs(argv: string[]): Args {
       case '--no-test': a.noTest = true; break;
       case '--synthetic': a.synthetic = one(); break;
       case '--unconditional': a.unconditional = one(); break;
+      case '--pretrained-cache': a.pretrainedCache = one(); break;
       case '--task': {
         const t = one();
         if (t !== 'classify' && t !== 'regress') throw new UsageError(`--task must be classify or regress, got '${t}'`);
@@ -211,7 +215,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     log(`${mine.length} of ${all.length} unit(s) (arm × mix × seed) in shard ${args.shard.index}/${args.shard.count}, ${s.folds} folds each; ${before} run(s) already in ${args.out}`);
     await runUnits({
-      engine, fs, out: args.out, onLog: log,
+      engine, fs, out: args.out, pretrainedDir: args.pretrainedCache || undefined, onLog: log,
       onRunDone: (r) => {
         finished++;
         const rate = finished / ((Date.now() - started) / 1000);

@@ -26,6 +26,7 @@ import type { CineGeometry } from '../train/cine-data';
 import { clipAt, type ClipSet } from './clips';
 import type { VideoEncoderConfig, VideoEncoder } from './model';
 import { hashSeed, Rng } from '../data/random';
+import { textDigest } from '../data/build/pairs';
 import { subjectFolds } from './random';
 import { DownstreamError, finetune, newEncoder, predict, pretrainContrastive, type Task } from './train';
 import { classificationMetrics, regressionMetrics } from './metrics';
@@ -123,18 +124,31 @@ async function encoderWeights(encoder: VideoEncoder): Promise<Map<string, HostTe
   return out;
 }
 
-function syntheticPool(set: ClipSet | null, count: number, seed: number, what: string): Float32Array[] {
-  if (count === 0) return [];
+function syntheticPool(set: ClipSet | null, count: number, seed: number, what: string): { ids: string[]; clips: Float32Array[] } {
+  if (count === 0) return { ids: [], clips: [] };
   if (!set) throw new DownstreamError(`the ${what} arm needs --${what === 'synthetic' ? 'synthetic' : 'unconditional'} DIR`);
   if (set.ids.length < count) throw new DownstreamError(`${set.source}: mix needs ${count} ${what} clips, the folder holds ${set.ids.length}; synthesize more or lower --mix`);
   // The same seed picks the same subset for every mix, so larger mixes extend smaller ones.
-  return new Rng(hashSeed(seed, 0x5e1)).shuffle([...set.ids.keys()]).slice(0, count).map((i) => clipAt(set, i));
+  const chosen = new Rng(hashSeed(seed, 0x5e1)).shuffle([...set.ids.keys()]).slice(0, count);
+  return { ids: chosen.map((i) => `${what}:${set.ids[i]}`), clips: chosen.map((i) => clipAt(set, i)) };
+}
+
+/**
+ * What a pretrained encoder depends on: the pretraining settings, the unit and the clips (by id). Stored with the
+ * weights and compared on reuse, so a cache shared between experiments (--pretrained-cache) or left over from
+ * other settings is never silently taken for the right one.
+ */
+export function pretrainingKey(s: ExperimentSettings, unit: Unit, clipIds: string[]): string {
+  const { geometry, encoder, pretrainEpochs, pretrainBatch, pretrainLr, temperature, seed } = s;
+  return JSON.stringify({ unit: unitKey(unit), seed, geometry, encoder, pretrainEpochs, pretrainBatch, pretrainLr, temperature, clips: clipIds.length, clipsDigest: textDigest(clipIds.join('\n')) });
 }
 
 export interface RunContext {
   engine: Engine;
   fs: TrainFileSystem;
   out: string;
+  /** Where pretrained encoders are kept (default out/pretrained); experiments that share it share pretraining. */
+  pretrainedDir?: string;
   onLog?: (line: string) => void;
   onRunDone?: (record: RunRecord) => void;
 }
@@ -172,6 +186,8 @@ export async function runUnits(ctx: RunContext, s: ExperimentSettings, data: Exp
     if (unknown.length) throw new DownstreamError(`${data.test!.source}: classes ${unknown.join(', ')} do not occur in the labelled real set`);
   }
   const realClips = real.rows.map((i) => clipAt(data.real, i));
+  const realIds = real.rows.map((i) => `real:${data.real.ids[i]}`);
+  const pretrainedDir = ctx.pretrainedDir ?? joinPath(out, 'pretrained');
   const testClips = test ? test.rows.map((i) => clipAt(data.test!, i)) : [];
   const outputs = s.task === 'classify' ? real.classes.length : s.labels.length;
   const results = joinPath(out, `results-${shardName}.jsonl`);
@@ -185,18 +201,22 @@ export async function runUnits(ctx: RunContext, s: ExperimentSettings, data: Exp
     let pretrainLoss: number[] | null = null;
     let pool = 0;
     if (unit.arm !== 'none') {
-      const file = joinPath(out, 'pretrained', `${unit.arm}-mix${unit.mix}-seed${unit.seed}.safetensors`);
-      const extra = unit.arm === 'real' ? [] : syntheticPool(unit.arm === 'synthetic' ? data.synthetic : data.unconditional, Math.round(unit.mix * realClips.length), unitSeed, unit.arm);
-      pool = realClips.length + extra.length;
+      const file = joinPath(pretrainedDir, `${unit.arm}-mix${unit.mix}-seed${unit.seed}.safetensors`);
+      const extra = unit.arm === 'real' ? { ids: [], clips: [] } : syntheticPool(unit.arm === 'synthetic' ? data.synthetic : data.unconditional, Math.round(unit.mix * realClips.length), unitSeed, unit.arm);
+      pool = realClips.length + extra.clips.length;
+      const key = pretrainingKey(s, unit, [...realIds, ...extra.ids]);
       if (await fs.exists(file)) {
         const stored = readSafetensors(await fs.readFile(file), { name: file });
+        if (stored.metadata.key !== key) {
+          throw new DownstreamError(`${file} was pretrained with other settings or clips (stored: ${stored.metadata.key ?? 'no key'}; now: ${key}); delete it or point --pretrained-cache elsewhere`);
+        }
         pretrained = stored.tensors;
         pretrainLoss = JSON.parse(stored.metadata.loss ?? 'null');
       } else {
         const started = Date.now();
         const encoder = newEncoder(engine, s.encoder, unitSeed);
         try {
-          pretrainLoss = await pretrainContrastive(engine, encoder, [...realClips, ...extra], s.geometry, {
+          pretrainLoss = await pretrainContrastive(engine, encoder, [...realClips, ...extra.clips], s.geometry, {
             epochs: s.pretrainEpochs, batch: s.pretrainBatch, lr: s.pretrainLr, temperature: s.temperature, seed: unitSeed,
             onEpoch: (epoch, loss) => ctx.onLog?.(`${unitKey(unit)} pretrain epoch ${epoch}/${s.pretrainEpochs} loss ${loss.toFixed(4)} (${pool} clips)`),
           });
@@ -204,8 +224,8 @@ export async function runUnits(ctx: RunContext, s: ExperimentSettings, data: Exp
         } finally {
           encoder.dispose();
         }
-        await fs.mkdir(joinPath(out, 'pretrained'));
-        await fs.writeFile(file, writeSafetensors(pretrained, { loss: JSON.stringify(pretrainLoss), clips: String(pool), seconds: String((Date.now() - started) / 1000) }));
+        await fs.mkdir(pretrainedDir);
+        await fs.writeFile(file, writeSafetensors(pretrained, { key, loss: JSON.stringify(pretrainLoss), clips: String(pool), seconds: String((Date.now() - started) / 1000) }));
       }
     }
     for (const fold of pending) {

@@ -92,5 +92,16 @@ describe('npm run downstream (GPU, tiny phantom cohort)', () => {
     const other = await run([...args, '--seed', '5']);
     expect(other.code).toBe(1);
     expect(other.out).toMatch(/other settings/);
-  }, CONTENDED_TIMEOUT * 2);
+
+    // A regression run with the same pretraining settings and clips shares the pretrained encoders…
+    const regressArgs = [...args.slice(0, -1), join(tempDir(), 'regress'), '--task', 'regress', '--targets', 'efProxy', '--pretrained-cache', join(out, 'pretrained')];
+    const regress = await run(regressArgs);
+    expect(regress.code, regress.out).toBe(0);
+    expect(regress.out).not.toMatch(/pretrain epoch/);
+    expect(lines(regressArgs[regressArgs.indexOf('--out') + 1]).map((l) => JSON.parse(l).test['efProxy.mae'])).toHaveLength(8);
+    // …and one with other pretraining settings is refused instead of reusing them.
+    const changed = await run([...regressArgs.slice(0, regressArgs.indexOf('--out') + 1), join(tempDir(), 'regress2'), ...regressArgs.slice(regressArgs.indexOf('--out') + 2), '--pretrain-epochs', '2']);
+    expect(changed.code).toBe(1);
+    expect(changed.out).toMatch(/pretrained with other settings or clips/);
+  }, CONTENDED_TIMEOUT * 3);
 });
