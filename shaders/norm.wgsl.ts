@@ -112,7 +112,10 @@ ${o.perThread
 /**
  * Merges the chunk statistics of each group (Chan et al.'s pairwise update) into mean and 1/sqrt(var + eps)
  * (biased variance). `updateRunning`: also updates running mean / running (unbiased) variance in place,
- * PyTorch's BatchNorm rule; those buffers are bound read-write.
+ * PyTorch's BatchNorm rule; those buffers are bound read-write. Unlike PyTorch, a group whose batch mean or
+ * variance is NaN/Inf leaves its running statistics as they were: the training gate skips that step's weight
+ * update, and without this the running statistics alone would carry the bad batch into every later evaluation.
+ * The test is on the bits (exponent all ones), which no fast-math rewrite of a NaN comparison can remove.
  */
 export function normFinalizeShader(o: { updateRunning: boolean; sharedRunning: boolean }): string {
   // Both running buffers in one storage buffer (views of one tensor) must be bound once: WebGPU forbids
@@ -147,6 +150,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   meanOut[r] = mean;
   rstdOut[r] = inverseSqrt(variance + u.eps);
   ${o.updateRunning ? `let unbiased = m2 / max(n - 1.0, 1.0);
+  let nonFinite = (bitcast<u32>(mean) & 0x7f800000u) == 0x7f800000u || (bitcast<u32>(unbiased) & 0x7f800000u) == 0x7f800000u;
+  if (nonFinite) { return; }
   let im = u.rmOffset + r * u.rmStride;
   let iv = u.rvOffset + r * u.rvStride;
   runningMean[im] = (1.0 - u.momentum) * runningMean[im] + u.momentum * mean;

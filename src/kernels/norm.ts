@@ -117,8 +117,11 @@ function groupStatistics(x: Tensor, geom: ReduceGeometry, map: NormIndexMap, eps
       for (let c = 0; c < geom.groups; c++) {
         const im = running.mean.offset + c * running.mean.strides[0];
         const iv = running.variance.offset + c * running.variance.strides[0];
+        const unbiased = (stats.variance[c] * stats.count) / Math.max(stats.count - 1, 1);
+        // A non-finite batch leaves the running statistics as they were (as on the device; see normFinalizeShader).
+        if (!Number.isFinite(stats.mean[c]) || !Number.isFinite(Math.fround(unbiased))) continue;
         rm[im] = (1 - m) * rm[im] + m * stats.mean[c];
-        rv[iv] = (1 - m) * rv[iv] + (m * stats.variance[c] * stats.count) / Math.max(stats.count - 1, 1);
+        rv[iv] = (1 - m) * rv[iv] + m * unbiased;
       }
     }
     return { mean, rstd };

@@ -104,6 +104,25 @@ describe('batchNorm', () => {
       for (const t of [xt, store, rm, rv, y]) t.dispose();
     }
   });
+
+  it('a non-finite batch leaves the running statistics of its channels as they were (GPU and reference)', async () => {
+    const gpu = await gpuEngine();
+    // [2, 3, 2]: channel 0 finite, channel 1 holds a NaN, channel 2 an Inf.
+    const x = [1, 2, NaN, 4, 5, Infinity, 3, 3, 5, 2, 2, 6];
+    const finite = [1, 2, 3, 3];
+    const m = finite.reduce((a, b) => a + b, 0) / 4;
+    const unbiased = finite.reduce((a, b) => a + (b - m) ** 2, 0) / 3;
+    for (const engine of [gpu, cpu]) {
+      const xt = engine.tensor(x, [2, 3, 2]);
+      const rm = engine.tensor([0.5, -1, 2], [3]);
+      const rv = engine.tensor([2, 0.5, 3], [3]);
+      const y = batchNorm(xt, rm, rv, null, null, { training: true, momentum: 0.2 });
+      const name = engine === cpu ? 'cpu' : 'gpu';
+      expectClose(await rm.dataF64(), [0.8 * 0.5 + 0.2 * m, -1, 2], 1e-5, 1e-6, `${name} running mean`);
+      expectClose(await rv.dataF64(), [0.8 * 2 + 0.2 * unbiased, 0.5, 3], 1e-5, 1e-6, `${name} running var`);
+      for (const t of [xt, rm, rv, y]) t.dispose();
+    }
+  });
 });
 
 describe('l2NormalizeChannels', () => {
