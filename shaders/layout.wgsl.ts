@@ -7,12 +7,17 @@ interface IndexedKernelOptions {
   workgroupSize: number;
 }
 
-/** Bindings and the per-element prologue shared by index_select and gather; `body` computes dst[e]. */
+/**
+ * Bindings and the per-element prologue shared by index_select and gather; `body` computes dst[e].
+ * An index outside [0, n) makes the forward output NaN (the NaN's bits come from a uniform, so no compiler can
+ * fold it away): on the device there is no error to throw, and a NaN is what the non-finite checks downstream
+ * catch, where reading a neighbouring row would be silent. In the backward pass such an index adds nowhere.
+ */
 function indexedKernel(o: IndexedKernelOptions, body: string): string {
   const wg = o.workgroupSize;
   const t = o.dtype;
   return `${enableF16([t])}
-struct Params { outer: u32, n: u32, inner: u32, count: u32, total: u32, srcOffset: u32, idxOffset: u32 };
+struct Params { outer: u32, n: u32, inner: u32, count: u32, total: u32, srcOffset: u32, idxOffset: u32, nanBits: u32 };
 @group(0) @binding(0) var<uniform> u: Params;
 @group(0) @binding(1) var<storage, read> src: array<${t}>;
 @group(0) @binding(2) var<storage, read> idx: array<i32>;
@@ -48,8 +53,9 @@ export function indexSelectShader(o: IndexedKernelOptions): string {
   let k = e % u.inner;
   let i = (e / u.inner) % u.count;
   let o = e / (u.inner * u.count);
-  let j = u32(idx[u.idxOffset + i]);
-  dst[e] = src[u.srcOffset + (o * u.n + j) * u.inner + k];`
+  let jr = idx[u.idxOffset + i];
+  if (jr < 0 || u32(jr) >= u.n) { dst[e] = ${o.dtype}(bitcast<f32>(u.nanBits)); return; }
+  dst[e] = src[u.srcOffset + (o * u.n + u32(jr)) * u.inner + k];`
   );
 }
 
@@ -74,7 +80,8 @@ export function gatherShader(o: IndexedKernelOptions): string {
   dst[e] = ${o.dtype}(acc);`
     : `  let k = e % u.inner;
   let o = e / (u.inner * u.count);
-  let j = u32(idx[u.idxOffset + e]);
-  dst[e] = src[u.srcOffset + (o * u.n + j) * u.inner + k];`
+  let jr = idx[u.idxOffset + e];
+  if (jr < 0 || u32(jr) >= u.n) { dst[e] = ${o.dtype}(bitcast<f32>(u.nanBits)); return; }
+  dst[e] = src[u.srcOffset + (o * u.n + u32(jr)) * u.inner + k];`
   );
 }

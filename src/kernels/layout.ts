@@ -112,7 +112,10 @@ function indexedCopy(mode: IndexMode, src: Tensor, d: number, index: Tensor, n: 
         for (let k = 0; k < inner; k++) {
           const at = (a * count + i) * inner + k;
           const j = mode === 'gather' ? ix[at] : ix[i];
-          if (backward) o[(a * n + j) * inner + k] += s[at];
+          // Out of range: NaN forward, nothing backward (as on the device; see the shader).
+          if (j < 0 || j >= n) {
+            if (!backward) o[at] = NaN;
+          } else if (backward) o[(a * n + j) * inner + k] += s[at];
           else o[at] = s[(a * n + j) * inner + k];
         }
   } else if (out.size > 0) {
@@ -126,7 +129,7 @@ function indexedCopy(mode: IndexMode, src: Tensor, d: number, index: Tensor, n: 
         inputs: [(srcC.storage as GpuStorage).buffer, (idxC.storage as GpuStorage).buffer],
         outputs: [(out.storage as GpuStorage).buffer],
         // Both operands may be offset views (a slice of a larger index buffer): each offset goes in.
-        uniforms: new UniformWriter().u32(outer, n, inner, count, total, srcC.offset, idxC.offset).finish(),
+        uniforms: new UniformWriter().u32(outer, n, inner, count, total, srcC.offset, idxC.offset, 0x7fc00000).finish(),
         workgroups: [Math.min(groups, maxX), Math.ceil(groups / maxX)],
       },
     );

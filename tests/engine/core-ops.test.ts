@@ -187,6 +187,41 @@ describe('layout ops', () => {
     await compareWithReference((x, i) => ops.gather(x, 1, i), [{ shape: [2, 3, 3], permuted: [2, 0, 1] }, idx]);
     await gradCheck((x, i) => ops.gather(x, 1, i), [{ shape: [2, 3, 3] }, idx]);
   });
+  it('an index outside [0, n) gives NaN forward and adds nowhere backward (GPU, f32 and f16, and reference)', async () => {
+    const gpu = await gpuEngine();
+    const x = [1, 2, 3, 4, 5, 6]; // [3, 2]
+    const cases = [
+      { name: 'indexSelect', op: (t: Tensor, i: Tensor) => ops.indexSelect(t, 0, i), index: [2, -1, 0, 3], shape: [4], forward: [5, 6, NaN, NaN, 1, 2, NaN, NaN] },
+      { name: 'gather', op: (t: Tensor, i: Tensor) => ops.gather(t, 0, i), index: [2, 7, -3, 0], shape: [2, 2], forward: [5, NaN, NaN, 2] },
+    ];
+    for (const engine of [gpu, cpu]) {
+      const dtypes = ops.supportsF16(engine.backend) ? (['f32', 'f16'] as const) : (['f32'] as const);
+      for (const c of cases) {
+        for (const dtype of dtypes) {
+          const xt = ops.cast(engine.tensor(x, [3, 2]), dtype);
+          const it = engine.tensor(c.index, c.shape, 'i32');
+          const y = c.op(xt, it);
+          const got = Array.from(await y.dataF64());
+          expect(got.map((v) => (Number.isNaN(v) ? 'NaN' : v)), `${c.name} ${dtype} on ${engine.backend.kind}`).toEqual(c.forward.map((v) => (Number.isNaN(v) ? 'NaN' : v)));
+          for (const t of [xt, it, y]) t.dispose();
+        }
+        // Backward: only the in-range entries receive their gradient.
+        const xt = engine.tensor(x, [3, 2]);
+        xt.requiresGrad = true;
+        const it = engine.tensor(c.index, c.shape, 'i32');
+        const y = c.op(xt, it);
+        const g = engine.tensor(c.forward.map((_, k) => k + 1), y.shape);
+        ops.backward(y, g);
+        const expected = new Array(6).fill(0);
+        c.forward.forEach((v, k) => {
+          if (Number.isNaN(v)) return;
+          expected[x.indexOf(v)] += k + 1;
+        });
+        expect(Array.from(await xt.grad!.dataF64()), `${c.name} backward on ${engine.backend.kind}`).toEqual(expected);
+        for (const t of [xt, it, y, g]) t.dispose();
+      }
+    }
+  });
 });
 
 describe('random', () => {
