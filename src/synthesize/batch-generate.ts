@@ -17,8 +17,8 @@ import { tidy } from '../engine/scope';
 import type { Tensor } from '../engine/tensor';
 import { concat } from '../kernels/layout';
 import { Generator, randn } from '../kernels/random';
-import { assertFiniteOutput, type FlowPipeline, type GeneratedClip } from '../train/pipeline';
-import { SAMPLE_DEFAULTS, decodeToUnitRange, sampleLatents, type FlowSampleOptions } from '../train/sampler';
+import { decodeAndCheck, type FlowPipeline, type GeneratedClip } from '../train/pipeline';
+import { SAMPLE_DEFAULTS, sampleLatents, type FlowSampleOptions } from '../train/sampler';
 import { ecgModelInput } from '../train/stage-flow-data';
 import { encodeEcgTokens } from '../train/stage-flow';
 
@@ -62,19 +62,5 @@ export async function generateBatch(pipeline: FlowPipeline, items: readonly Batc
   const latents = sampleLatents(pipeline.dit, tokens, pipeline.template, { ...o, noise });
   noise.dispose();
   tokens.dispose();
-  const clips = decodeToUnitRange(pipeline.vae, latents);
-  const [, , frames, height, width] = clips.shape;
-  const [clipHost, latentHost] = await Promise.all([clips.data(), latents.data()]);
-  clips.dispose();
-  latents.dispose();
-  const clipSize = frames * height * width;
-  const latentSize = latentHost.length / items.length;
-  return items.map((item, b) => {
-    const clip = Float32Array.from(clipHost.subarray(b * clipSize, (b + 1) * clipSize));
-    const latent = Float32Array.from(latentHost.subarray(b * latentSize, (b + 1) * latentSize));
-    // The decoder output is clamped, so NaN survives only as NaN (clamp passes it through): check both.
-    assertFiniteOutput(`latent of input index ${item.index}`, latent);
-    assertFiniteOutput(`clip of input index ${item.index}`, clip, [0, 1]);
-    return { clip, latent, frames, height, width };
-  });
+  return decodeAndCheck(pipeline.vae, latents, (b) => ({ latent: `latent of input index ${items[b].index}`, clip: `clip of input index ${items[b].index}` }));
 }

@@ -59,6 +59,35 @@ export function assertFiniteOutput(what: string, values: ArrayLike<number>, rang
   }
 }
 
+/**
+ * Decodes latents [B, C, T, h, w] to clips in [0, 1] (decodeToUnitRange), reads both back once and refuses a
+ * clip with NaN/Inf or a value outside [0, 1] (NonFiniteOutputError naming `names(b)`): the clamp passes NaN
+ * through, and a NaN latent must never become an all-black clip. Consumes `latents`.
+ */
+export async function decodeAndCheck(vae: VAE3d, latents: Tensor, names: (row: number) => { latent: string; clip: string }): Promise<GeneratedClip[]> {
+  let clips: Tensor;
+  try {
+    clips = decodeToUnitRange(vae, latents);
+  } catch (e) {
+    latents.dispose();
+    throw e;
+  }
+  const [batch, , frames, height, width] = clips.shape;
+  const [clipHost, latentHost] = await Promise.all([clips.data(), latents.data()]);
+  clips.dispose();
+  latents.dispose();
+  const clipSize = frames * height * width;
+  const latentSize = latentHost.length / batch;
+  return Array.from({ length: batch }, (_, b) => {
+    const clip = Float32Array.from(clipHost.subarray(b * clipSize, (b + 1) * clipSize));
+    const latent = Float32Array.from(latentHost.subarray(b * latentSize, (b + 1) * latentSize));
+    const name = names(b);
+    assertFiniteOutput(name.latent, latent);
+    assertFiniteOutput(name.clip, clip, [0, 1]);
+    return { clip, latent, frames, height, width };
+  });
+}
+
 export interface GeneratedClip {
   /** (frames, height, width) in [0, 1]. */
   clip: Float32Array;
@@ -68,6 +97,9 @@ export interface GeneratedClip {
   height: number;
   width: number;
 }
+
+/** What the checks of a single generated clip call its parts. */
+export const SINGLE_CLIP_NAMES = { latent: 'sampled latent', clip: 'decoded clip' };
 
 export class FlowPipeline {
   private constructor(
@@ -138,15 +170,7 @@ export class FlowPipeline {
     ecg.dispose();
     const latent = sampleLatents(this.dit, tokens, this.template, { ...o, seed: hashSeed(o.seed, options.index ?? 0) });
     tokens.dispose();
-    const clip = decodeToUnitRange(this.vae, latent);
-    const [, , frames, height, width] = clip.shape;
-    const [clipHost, latentHost] = await Promise.all([clip.data(), latent.data()]);
-    clip.dispose();
-    latent.dispose();
-    // Clamping may turn NaN into a valid-looking 0 (black) on the device: check the latent as well.
-    assertFiniteOutput('sampled latent', latentHost);
-    assertFiniteOutput('decoded clip', clipHost, [0, 1]);
-    return { clip: Float32Array.from(clipHost), latent: Float32Array.from(latentHost), frames, height, width };
+    return (await decodeAndCheck(this.vae, latent, () => SINGLE_CLIP_NAMES))[0];
   }
 
   /**

@@ -53,26 +53,77 @@ export function evaluationTimes(method: SamplerMethod, steps: number, timeGrid: 
   return times;
 }
 
+/**
+ * dx/dt = field(x, t) from 0 to 1, one step per `advance()`, so a caller can drain the device between steps
+ * (the page's progress) and still run exactly integrateFlow's ops. `x0` is not consumed; `take()` hands over
+ * the current state; `dispose()` frees what the integration owns (also after a partial run).
+ */
+export class FlowIntegration {
+  readonly steps: number;
+  private readonly times: number[];
+  private x: Tensor | null;
+  private k = 0;
+
+  constructor(
+    x0: Tensor,
+    private readonly field: VelocityField,
+    private readonly options: IntegrateOptions,
+    /** Freed with the integration (e.g. the condition the field closes over). */
+    private readonly owned: Tensor[] = [],
+  ) {
+    this.steps = options.steps;
+    this.times = evaluationTimes(options.method, options.steps, options.timeGrid ?? 'mid');
+    this.x = noGrad(() => tidy(() => addScalar(x0, 0)));
+  }
+
+  get done(): boolean {
+    return this.k >= this.steps;
+  }
+
+  /** Step k → k + 1 (no gradient). */
+  advance(): void {
+    const x = this.x;
+    if (!x) throw new Error('FlowIntegration: the state was taken or disposed');
+    if (this.done) throw new Error(`FlowIntegration: all ${this.steps} steps are done`);
+    const { method } = this.options;
+    const { field, times, k } = this;
+    const dt = 1 / this.steps;
+    const at = (t: number) => full(x.backend, [x.shape[0]], t);
+    const next = noGrad(() =>
+      tidy(() => {
+        if (method === 'euler') return add(x, mulScalar(field(x, at(times[k])), dt));
+        const v1 = field(x, at(times[2 * k]));
+        const predicted = add(x, mulScalar(v1, dt));
+        const v2 = field(predicted, at(times[2 * k + 1]));
+        return add(x, mulScalar(add(v1, v2), dt / 2));
+      }),
+    );
+    x.dispose();
+    this.x = next;
+    this.k++;
+  }
+
+  /** The current state, now the caller's; the integration's own tensors are freed. */
+  take(): Tensor {
+    const x = this.x;
+    if (!x) throw new Error('FlowIntegration: the state was taken or disposed');
+    this.x = null;
+    this.dispose();
+    return x;
+  }
+
+  dispose(): void {
+    this.x?.dispose();
+    this.x = null;
+    for (const t of this.owned.splice(0)) t.dispose();
+  }
+}
+
 /** Integrates dx/dt = field(x, t) from 0 to 1; x0 is not consumed. Returns a new tensor. */
 export function integrateFlow(x0: Tensor, field: VelocityField, options: IntegrateOptions): Tensor {
-  const { steps, method } = options;
-  const times = evaluationTimes(method, steps, options.timeGrid ?? 'mid');
-  const dt = 1 / steps;
-  const batch = x0.shape[0];
-  const at = (t: number) => full(x0.backend, [batch], t);
-  let x = tidy(() => addScalar(x0, 0));
-  for (let k = 0; k < steps; k++) {
-    const next = tidy(() => {
-      if (method === 'euler') return add(x, mulScalar(field(x, at(times[k])), dt));
-      const v1 = field(x, at(times[2 * k]));
-      const predicted = add(x, mulScalar(v1, dt));
-      const v2 = field(predicted, at(times[2 * k + 1]));
-      return add(x, mulScalar(add(v1, v2), dt / 2));
-    });
-    x.dispose();
-    x = next;
-  }
-  return x;
+  const integration = new FlowIntegration(x0, field, options);
+  while (!integration.done) integration.advance();
+  return integration.take();
 }
 
 export interface FlowSampleOptions {
@@ -115,16 +166,27 @@ export function ditField(dit: EcgDiT, tokens: Tensor, guidance: number): Velocit
  * generator), then the chosen integrator. No gradient; `noise` is not consumed.
  */
 export function sampleLatents(dit: EcgDiT, tokens: Tensor, template: Tensor, options: FlowSampleOptions & { noise?: Tensor } = {}): Tensor {
+  const integration = startLatentSampling(dit, tokens, template, options);
+  while (!integration.done) integration.advance();
+  return integration.take();
+}
+
+/** sampleLatents one step at a time (see FlowIntegration): the same x₀, condition and ops. `tokens` is not consumed. */
+export function startLatentSampling(dit: EcgDiT, tokens: Tensor, template: Tensor, options: FlowSampleOptions & { noise?: Tensor } = {}): FlowIntegration {
   const o = { ...SAMPLE_DEFAULTS, ...options };
   const c = dit.config;
   const shape = [tokens.shape[0], c.latentChannels, c.numFrames, c.latentSize[0], c.latentSize[1]];
   return noGrad(() => {
     const x0 = tidy(() => add(template, mulScalar(options.noise ?? randn(tokens.backend, shape, new Generator(o.seed)), o.alpha)));
     const condition = o.unconditional ? zerosLike(tokens) : tokens;
-    const out = integrateFlow(x0, ditField(dit, condition, o.unconditional ? 1 : o.guidance), { steps: o.steps, method: o.method, timeGrid: o.timeGrid });
-    x0.dispose();
-    if (condition !== tokens) condition.dispose();
-    return out;
+    try {
+      return new FlowIntegration(x0, ditField(dit, condition, o.unconditional ? 1 : o.guidance), { steps: o.steps, method: o.method, timeGrid: o.timeGrid }, condition !== tokens ? [condition] : []);
+    } catch (e) {
+      if (condition !== tokens) condition.dispose();
+      throw e;
+    } finally {
+      x0.dispose();
+    }
   });
 }
 

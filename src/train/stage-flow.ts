@@ -12,7 +12,7 @@
  * fixed seed, no condition drop, encoder in eval mode → best checkpoint.
  */
 import { hashSeed } from '../data/random';
-import type { CycleMode } from '../data/ecg-phase';
+import type { CycleMode, CycleWindow } from '../data/ecg-phase';
 import { joinPath } from '../data/fs';
 import { autocast } from '../engine/autocast';
 import { noGrad } from '../engine/autograd';
@@ -142,13 +142,20 @@ export function conditionKeepMask(backend: Backend, batch: number, dropProbabili
  * synchronous parts run under autocast (mixed precision training).
  */
 export async function encodeEcgTokens(encoder: EcgEncoder, ecg: Tensor, frames: number, cycle: CycleMode, options: { grad?: boolean; autocast?: boolean } = {}): Promise<Tensor> {
+  return (await encodeEcgTokensWithWindows(encoder, ecg, frames, cycle, options)).tokens;
+}
+
+/** encodeEcgTokens, also returning the cycle window of each sample (in the encoder's `featureSteps`). */
+export async function encodeEcgTokensWithWindows(
+  encoder: EcgEncoder, ecg: Tensor, frames: number, cycle: CycleMode, options: { grad?: boolean; autocast?: boolean } = {},
+): Promise<{ tokens: Tensor; windows: CycleWindow[]; featureSteps: number }> {
   // noGrad() and autocast() are synchronous, so the parts before and after the read-back are wrapped separately.
   const cast = <T>(fn: () => T): T => (options.autocast ? autocast(fn) : fn());
   const run = <T>(fn: () => T): T => (options.grad === false ? noGrad(() => cast(fn)) : cast(fn));
   const { features, phase } = run(() => encoder.forwardRaw(ecg));
   try {
     const windows = cycleWindowsFromHost(await phase.data(), phase.shape, cycle);
-    return run(() => alignTokens(features, windows, frames));
+    return { tokens: run(() => alignTokens(features, windows, frames)), windows, featureSteps: phase.shape[2] };
   } finally {
     features.dispose();
     phase.dispose();

@@ -28,7 +28,7 @@ import { NodeTrainFileSystem } from '../../src/train/node-files';
 import { FlowPipeline, NonFiniteOutputError } from '../../src/train/pipeline';
 import { NonFiniteWeightsError } from '../../src/models/io/state-dict';
 import { rewrite, setValue } from './file-mutation';
-import { ditField, evaluationTimes, integrateFlow, sampleLatents } from '../../src/train/sampler';
+import { ditField, evaluationTimes, FlowIntegration, integrateFlow, sampleLatents } from '../../src/train/sampler';
 import { cpu, gpuEngine } from '../helpers/oracle';
 import { flowStage } from '../../src/train/stage-flow';
 import { CONTENDED_TIMEOUT, tempDirMaker, tinyFlowRun } from './run-helpers';
@@ -59,6 +59,25 @@ describe('sampler (CPU reference backend)', () => {
     // x(1) = x0 + a + b/2; left-endpoint Euler would miss it by b/(2N).
     (await values(x1)).forEach((v, i) => expect(v).toBeCloseTo(x0Values[i] + aValues[i] + bValues[i] / 2, 5));
     for (const t of [x0, a, b, x1, ...seen]) t.dispose();
+  });
+
+  it('FlowIntegration steps one at a time: the state after k steps is x0 · (1 + λh)^k, and misuse is refused', async () => {
+    const x0 = cpu.tensor(x0Values, [2, 3]);
+    const lambda = -1.5;
+    const n = 4;
+    const owned = cpu.tensor([1], [1]);
+    const integration = new FlowIntegration(x0, (x) => mulScalar(x, lambda), { steps: n, method: 'euler' }, [owned]);
+    for (let k = 1; k <= n; k++) {
+      integration.advance();
+      expect(integration.done).toBe(k === n);
+    }
+    expect(() => integration.advance()).toThrow(/all 4 steps are done/);
+    const x1 = integration.take();
+    (await values(x1)).forEach((v, i) => expect(v).toBeCloseTo(x0Values[i] * (1 + lambda / n) ** n, 6));
+    expect(owned.disposed).toBe(true);
+    expect(x0.disposed).toBe(false);
+    expect(() => integration.take()).toThrow(/taken or disposed/);
+    for (const t of [x0, x1]) t.dispose();
   });
 
   it('Heun is exact for fields affine in t and second order on v = λx', async () => {
