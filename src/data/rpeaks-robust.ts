@@ -3,7 +3,7 @@
  *
  * Steps: zero-phase 5-15 Hz Butterworth band-pass -> five-point derivative -> squaring -> 150 ms
  * moving-window integration -> peak picking with adaptive signal/noise levels (two thresholds),
- * 200 ms refractory period, T-wave rejection by slope inside max(360 ms, 0.7 mean RR), search-back after 1.66 mean RR
+ * 200 ms refractory period, T-wave rejection by slope inside max(360 ms, 0.8 mean RR) (600 ms before the first RR), search-back after 1.66 mean RR
  * with the lower threshold, and finally refinement to the extreme of the raw (baseline-removed)
  * signal near each detection. The polarity of that extreme is chosen once per recording from the
  * median QRS deflection, so inverted leads give their (negative) R peaks too.
@@ -85,6 +85,10 @@ export function robustRPeaks(signal: ArrayLike<number>, fs = 500, options: Robus
 
   const refractory = Math.round((options.refractory ?? 0.2) * fs);
   const tWaveWindow = Math.round(0.36 * fs);
+  // Before an RR interval is known the T window cannot scale with it: 600 ms covers the T peak of a long QT
+  // (e.g. a dilated ventricle at 80 bpm, T ~480 ms after R); a true next beat inside it still passes, since it
+  // is rejected only when its slope or energy is far below the last QRS's.
+  const firstTWaveWindow = Math.round(0.6 * fs);
   // Local maxima of the integrated signal, at least 40 ms apart (keeps the tallest).
   const candidates: number[] = [];
   const minGap = Math.round(0.04 * fs);
@@ -151,9 +155,14 @@ export function robustRPeaks(signal: ArrayLike<number>, fs = 500, options: Robus
       continue;
     }
     if (peak > threshold1()) {
-      // Inside max(360 ms, 0.7 mean RR) (long QT at fast rates puts T peaks past 360 ms) a weaker-sloped or much smaller peak is taken for a T wave.
-      const tWindow = Math.max(tWaveWindow, 0.7 * meanRr);
-      if (i - last < tWindow && (slopeNear(i) < 0.6 * lastSlope || peak < 0.7 * integrated[last])) {
+      // Inside max(360 ms, 0.8 mean RR) (long QT at fast rates puts T peaks past 360 ms) a weaker-sloped or much smaller peak is taken for a T wave.
+      const tWindow = meanRr > 0 ? Math.max(tWaveWindow, 0.8 * meanRr) : firstTWaveWindow;
+      // Up to one mean RR, only a peak far weaker on both counts: a T wave past the window when the first RR
+      // interval was misjudged (a beat cut by the start) would otherwise be taken, and skew the mean RR after it.
+      const slope = slopeNear(i);
+      const weak = slope < 0.6 * lastSlope || peak < 0.7 * integrated[last];
+      const faint = slope < 0.4 * lastSlope && peak < 0.25 * integrated[last];
+      if ((i - last < tWindow && weak) || (i - last < meanRr && faint)) {
         npk = 0.125 * peak + 0.875 * npk; // a T wave
         continue;
       }
@@ -167,7 +176,10 @@ export function robustRPeaks(signal: ArrayLike<number>, fs = 500, options: Robus
   const baseline = movingAverage(raw, Math.round(0.6 * fs));
   const centred = raw.map((v, i) => v - baseline[i]);
   const half = Math.round((options.refineWindow ?? 0.06) * fs);
-  const range = (i: number) => [Math.max(0, i - half), Math.min(n - 1, i + half)];
+  // Near either end the integration window is cut, which moves a beat's energy peak up to half its width
+  // inwards: there the search reaches the end of the recording.
+  const integrationHalf = Math.round(0.075 * fs);
+  const range = (i: number) => [i - half <= integrationHalf ? 0 : i - half, i + half >= n - 1 - integrationHalf ? n - 1 : i + half];
   const deflections = qrs.map((i) => {
     const [a, b] = range(i);
     let hi = -Infinity, lo = Infinity;
