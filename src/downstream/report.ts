@@ -24,10 +24,26 @@ export interface ReportRow {
   test: Record<string, { mean: number; sd: number; ci: [number, number] | null }> | null;
 }
 
+/**
+ * A paired comparison on the test set: metric(arm, mix) − metric(baseline), each averaged over its runs, with a
+ * 95 % bootstrap CI over test subjects drawn once for both sides (every arm is scored on the same subjects, so
+ * the pairing removes the between-subject spread that makes the per-arm CIs overlap).
+ */
+export interface Comparison {
+  arm: Arm;
+  mix: number;
+  /** `real` (does adding generated clips help?) or `unconditional` at the same mix (does the ECG help?). */
+  baseline: 'real' | 'unconditional';
+  metric: string;
+  difference: number;
+  ci: [number, number];
+}
+
 export interface ExperimentReport {
   settings: ExperimentSettings;
   rows: ReportRow[];
   headline: string[];
+  comparisons: Comparison[];
 }
 
 const ARM_ORDER: Arm[] = ['none', 'real', 'synthetic', 'unconditional'];
@@ -79,7 +95,29 @@ export function buildReport(settings: ExperimentSettings, records: RunRecord[], 
   }
   rows.sort((a, b) => ARM_ORDER.indexOf(a.arm) - ARM_ORDER.indexOf(b.arm) || a.mix - b.mix);
   const headline = settings.task === 'classify' ? ['acc', 'balancedAcc', 'macroAuc', 'macroF1'] : settings.labels.flatMap((l) => [`${l}.mae`, `${l}.r2`]);
-  return { settings, rows, headline };
+  return { settings, rows, headline, comparisons: truth ? pairedComparisons(groups, truth, headline, resamples) : [] };
+}
+
+function pairedComparisons(groups: Map<string, RunRecord[]>, truth: TestTruth, headline: string[], resamples: number): Comparison[] {
+  const n = truth.values.length / (truth.task === 'regress' ? truth.targets.length : 1);
+  const scored = (key: string) => (groups.get(key) ?? []).filter((r) => r.testPredictions);
+  const averaged = (runs: RunRecord[], rows: number[], metric: string) => runs.reduce((a, r) => a + metricOnRows(truth, r.testPredictions!, rows, metric), 0) / runs.length;
+  const all = Array.from({ length: n }, (_, i) => i);
+  const out: Comparison[] = [];
+  const mixes = [...new Set([...groups.values()].flat().filter((r) => r.arm === 'synthetic' || r.arm === 'unconditional').map((r) => r.mix))].sort((a, b) => a - b);
+  for (const mix of mixes) {
+    const pairs: [Arm, Comparison['baseline']][] = [['synthetic', 'real'], ['unconditional', 'real'], ['synthetic', 'unconditional']];
+    for (const [arm, baseline] of pairs) {
+      const a = scored(`${arm}|${mix}`);
+      const b = scored(baseline === 'real' ? 'real|0' : `unconditional|${mix}`);
+      if (!a.length || !b.length || n < 2) continue;
+      for (const metric of headline) {
+        const diff = (rows: number[]) => averaged(a, rows, metric) - averaged(b, rows, metric);
+        out.push({ arm, mix, baseline, metric, difference: diff(all), ci: bootstrapCi(n, diff, { resamples, seed: 11 }) });
+      }
+    }
+  }
+  return out;
 }
 
 const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : 'n/a');
@@ -105,6 +143,20 @@ export function reportMarkdown(report: ExperimentReport): string {
       cells.push(t ? `${fmt(t.mean)} ± ${fmt(t.sd)}${t.ci ? ` [${fmt(t.ci[0])}, ${fmt(t.ci[1])}]` : ''}` : '');
     }
     lines.push(`| ${cells.join(' | ')} |`);
+  }
+  if (report.comparisons.length) {
+    lines.push('', 'Paired differences on the test set (same subjects, one bootstrap over them for both sides; 95 % CI):', '');
+    const cols = report.headline;
+    lines.push(`| comparison | mix | ${cols.map((m) => `Δ test ${m}`).join(' | ')} |`, `|---|---|${cols.map(() => '---').join('|')}|`);
+    const keys = [...new Set(report.comparisons.map((c) => `${c.arm}|${c.baseline}|${c.mix}`))];
+    for (const key of keys) {
+      const [arm, baseline, mix] = key.split('|');
+      const cells = cols.map((m) => {
+        const c = report.comparisons.find((x) => `${x.arm}|${x.baseline}|${x.mix}` === key && x.metric === m);
+        return c ? `${c.difference >= 0 ? '+' : ''}${fmt(c.difference)} [${fmt(c.ci[0])}, ${fmt(c.ci[1])}]` : '';
+      });
+      lines.push(`| ${arm} − ${baseline} | ${mix} | ${cells.join(' | ')} |`);
+    }
   }
   return lines.join('\n') + '\n';
 }

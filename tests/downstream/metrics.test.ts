@@ -6,6 +6,8 @@ import { binaryAuc, bootstrapCi, classificationMetrics, meanSd, regressionMetric
 import { subjectFolds } from '../../src/downstream/random';
 import { Rng } from '../../src/data/random';
 import { cpu } from '../helpers/oracle';
+import { buildReport, reportMarkdown, type TestTruth } from '../../src/downstream/report';
+import type { ExperimentSettings, RunRecord } from '../../src/downstream/experiment';
 
 describe('metrics', () => {
   it('AUC counts ties as one half and needs both groups', () => {
@@ -108,5 +110,35 @@ describe('losses (CPU float64 backend)', () => {
       expected += Math.log(sims.reduce((a, s) => a + Math.exp(s), 0)) - sims[partner];
     }
     expect(loss).toBeCloseTo(expected / 4, 6);
+  });
+});
+
+describe('report: paired comparisons on the test set', () => {
+  it('gives the difference of the arms on the same subjects, with a bootstrap CI drawn once for both sides', () => {
+    const n = 40;
+    const truthValues = Array.from({ length: n }, (_, i) => i % 2);
+    const truth: TestTruth = { task: 'classify', classes: ['a', 'b'], targets: [], values: truthValues };
+    // Probabilities [p(a), p(b)] per subject: `right` rows predicted correctly, the others wrongly.
+    const predict = (right: (i: number) => boolean) => truthValues.flatMap((c, i) => ((right(i) ? c : 1 - c) === 0 ? [0.9, 0.1] : [0.1, 0.9]));
+    const record = (arm: RunRecord['arm'], mix: number, fold: number, predictions: number[]): RunRecord => ({
+      arm, mix, seed: 0, fold, cv: { acc: 0.5 }, test: { acc: 0.5 }, testPredictions: predictions, pretrainLoss: null, finetuneLoss: [], pretrainClips: 0, seconds: 0,
+    });
+    const half = predict((i) => i < n / 2);
+    const records = [0, 1].flatMap((fold) => [
+      record('real', 0, fold, half), record('unconditional', 1, fold, half), record('synthetic', 1, fold, predict(() => true)),
+    ]);
+    const settings: ExperimentSettings = {
+      task: 'classify', labels: ['cls'], mixes: [0, 1], folds: 2, seeds: 1, pretrain: 'ssl', geometry: { frames: 16, size: 32 }, encoder: { width: 16, groups: 4 },
+      pretrainEpochs: 1, pretrainBatch: 8, pretrainLr: 1e-3, temperature: 0.2, finetuneEpochs: 1, finetuneBatch: 8, finetuneLr: 5e-4, seed: 0,
+    };
+    const report = buildReport(settings, records, truth, 200);
+    const find = (arm: string, baseline: string) => report.comparisons.find((c) => c.arm === arm && c.baseline === baseline && c.metric === 'acc')!;
+    expect(find('synthetic', 'real').difference).toBeCloseTo(0.5, 12);
+    expect(find('synthetic', 'real').ci[0]).toBeGreaterThan(0.25);
+    expect(find('synthetic', 'real').ci[1]).toBeLessThan(0.75);
+    // Identical predictions: the paired difference is exactly 0 in every resample.
+    expect(find('unconditional', 'real')).toMatchObject({ difference: 0, ci: [0, 0] });
+    expect(find('synthetic', 'unconditional').difference).toBeCloseTo(0.5, 12);
+    expect(reportMarkdown(report)).toMatch(/\| synthetic − real \| 1 \| \+0\.500 \[/);
   });
 });
