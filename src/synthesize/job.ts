@@ -104,6 +104,7 @@ export async function runSynthesis(fs: BuildFileSystem, pipeline: FlowPipeline, 
   const skipped = total - todo.length;
   const started = Date.now();
   let generated = 0;
+  let cineNoted = false;
   for (let start = 0; start < todo.length; start += options.batch) {
     const chunk = todo.slice(start, start + options.batch);
     const loaded = await Promise.all(chunk.map(async ({ source }) => source.load()));
@@ -120,7 +121,13 @@ export async function runSynthesis(fs: BuildFileSystem, pipeline: FlowPipeline, 
         index: position, id, ecg: source.origin, cmr: `generated: seed ${clipNoiseSeed(sample.seed, position)}`, labels,
       } as SubjectPair;
       const warnings = [...loaded[k].warnings, ...cine.warnings];
-      warnings.forEach((w) => options.onWarning?.(`${id}: ${w}`));
+      loaded[k].warnings.forEach((w) => options.onWarning?.(`${id}: ${w}`));
+      // The cine notes (the model's geometry resampled to the dataset's) are the same for every generated clip:
+      // said once, kept per subject in the manifest. They already name the clip.
+      if (!cineNoted && cine.warnings.length) {
+        cine.warnings.forEach((w) => options.onWarning?.(`${w} (so is every generated clip; said once)`));
+        cineNoted = true;
+      }
       await store.append(pair, { ok: true, ecg: loaded[k].ecg, cmr: cine.data, warnings, stats: ecgStats(loaded[k].ecg) }, splitForId(id, fractions, sample.seed));
       generated++;
     }

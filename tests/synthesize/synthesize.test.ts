@@ -47,8 +47,11 @@ describe('runSynthesis (GPU, tiny chain)', () => {
     const dir = tempDir();
     const a = join(dir, 'b2');
     const progress: number[] = [];
-    const result = await runSynthesis(fs, pipeline, { ...base(a, phantomSources(42, 0, 5)), onProgress: (done) => progress.push(done) });
+    const warnings: string[] = [];
+    const result = await runSynthesis(fs, pipeline, { ...base(a, phantomSources(42, 0, 5)), onProgress: (done) => progress.push(done), onWarning: (w) => warnings.push(w) });
     expect(result.generated).toBe(5);
+    // The tiny chain's 4-frame clips are resampled to the dataset's 50 frames: said once, not once per clip.
+    expect(warnings).toEqual([expect.stringMatching(/^syn-phantom-\S+: resampled 4 frames to 50 \(cyclic linear\) \(so is every generated clip; said once\)$/)]);
     expect(progress.at(-1)).toBe(5);
     const source = await NpyDatasetSource.open(fs, a, 'train', { batchSize: 2, shuffle: false });
     expect(source.length).toBe(5);
