@@ -103,17 +103,30 @@ export function meanSd(values: readonly number[]): { mean: number; sd: number; n
  * replacement (seeded). Resamples whose metric is not finite (e.g. one class only) are dropped.
  */
 export function bootstrapCi(n: number, metric: (indices: number[]) => number, options: { resamples?: number; level?: number; seed?: number } = {}): [number, number] {
+  return bootstrapCis(n, (indices) => [metric(indices)], options)[0];
+}
+
+/**
+ * bootstrapCi of several metrics at once over the same resamples (the same draws as bootstrapCi with the
+ * same seed): one call of `metrics` per resample, where the metrics share their work (e.g. one
+ * classificationMetrics call gives accuracy, AUC and F1).
+ */
+export function bootstrapCis(n: number, metrics: (indices: number[]) => number[], options: { resamples?: number; level?: number; seed?: number } = {}): [number, number][] {
   const resamples = options.resamples ?? 1000;
   const level = options.level ?? 0.95;
   const rng = new Rng(options.seed ?? 1);
-  const values: number[] = [];
+  const values: number[][] = [];
   for (let r = 0; r < resamples; r++) {
     const indices = Array.from({ length: n }, () => Math.floor(rng.next() * n));
-    const v = metric(indices);
-    if (Number.isFinite(v)) values.push(v);
+    metrics(indices).forEach((v, k) => {
+      values[k] ??= [];
+      if (Number.isFinite(v)) values[k].push(v);
+    });
   }
-  if (!values.length) return [NaN, NaN];
-  values.sort((a, b) => a - b);
-  const q = (p: number) => values[Math.min(values.length - 1, Math.max(0, Math.floor(p * (values.length - 1) + 0.5)))];
-  return [q((1 - level) / 2), q(1 - (1 - level) / 2)];
+  return values.map((vs) => {
+    if (!vs.length) return [NaN, NaN];
+    vs.sort((a, b) => a - b);
+    const q = (p: number) => vs[Math.min(vs.length - 1, Math.max(0, Math.floor(p * (vs.length - 1) + 0.5)))];
+    return [q((1 - level) / 2), q(1 - (1 - level) / 2)];
+  });
 }

@@ -5,7 +5,7 @@
  * metric (metric vs mix ratio, one line per arm; `none` and `real` have no synthetic clips and are drawn as
  * horizontal reference lines).
  */
-import { bootstrapCi, classificationMetrics, meanSd, regressionMetrics } from './metrics';
+import { bootstrapCis, classificationMetrics, meanSd, regressionMetrics } from './metrics';
 import type { Arm, ExperimentSettings, RunRecord } from './experiment';
 
 export interface TestTruth {
@@ -32,8 +32,11 @@ export interface ReportRow {
 export interface Comparison {
   arm: Arm;
   mix: number;
-  /** `real` (does adding generated clips help?) or `unconditional` at the same mix (does the ECG help?). */
-  baseline: 'real' | 'unconditional';
+  /**
+   * `none` (does pretraining help at all?), `real` (do generated clips help beyond the real ones?) or
+   * `unconditional` at the same mix (does the ECG help?).
+   */
+  baseline: 'none' | 'real' | 'unconditional';
   metric: string;
   difference: number;
   ci: [number, number];
@@ -48,18 +51,33 @@ export interface ExperimentReport {
 
 const ARM_ORDER: Arm[] = ['none', 'real', 'synthetic', 'unconditional'];
 
-function metricOnRows(truth: TestTruth, predictions: number[], rows: number[], metric: string): number {
+/** The named test metrics of one run's predictions on the given test rows (one metrics call for all names). */
+function metricsOnRows(truth: TestTruth, predictions: number[], rows: number[], metrics: string[]): number[] {
   if (truth.task === 'classify') {
     const k = truth.classes.length;
     const probs = new Float64Array(rows.length * k);
     rows.forEach((r, i) => probs.set(predictions.slice(r * k, (r + 1) * k), i * k));
-    return (classificationMetrics(probs, rows.map((r) => truth.values[r]), k) as unknown as Record<string, number>)[metric];
+    const all = classificationMetrics(probs, rows.map((r) => truth.values[r]), k) as unknown as Record<string, number>;
+    return metrics.map((m) => all[m]);
   }
-  const [name, kind] = metric.split('.');
   const m = truth.targets.length;
-  const j = truth.targets.indexOf(name);
-  const r = regressionMetrics(rows.map((row) => predictions[row * m + j]), rows.map((row) => truth.values[row * m + j]));
-  return kind === 'mae' ? r.mae : r.r2;
+  const byTarget = new Map<string, { mae: number; r2: number }>();
+  return metrics.map((metric) => {
+    const [name, kind] = metric.split('.');
+    if (!byTarget.has(name)) {
+      const j = truth.targets.indexOf(name);
+      byTarget.set(name, regressionMetrics(rows.map((row) => predictions[row * m + j]), rows.map((row) => truth.values[row * m + j])));
+    }
+    const r = byTarget.get(name)!;
+    return kind === 'mae' ? r.mae : r.r2;
+  });
+}
+
+/** The metrics averaged over runs (each run scored on the same rows). */
+function averagedOnRows(truth: TestTruth, runs: RunRecord[], rows: number[], metrics: string[]): number[] {
+  const sums = new Array<number>(metrics.length).fill(0);
+  for (const r of runs) metricsOnRows(truth, r.testPredictions!, rows, metrics).forEach((v, k) => (sums[k] += v));
+  return sums.map((v) => v / runs.length);
 }
 
 export function buildReport(settings: ExperimentSettings, records: RunRecord[], truth: TestTruth | null, resamples = 1000): ExperimentReport {
@@ -82,14 +100,13 @@ export function buildReport(settings: ExperimentSettings, records: RunRecord[], 
     const withTest = runs.filter((r) => r.test && r.testPredictions);
     if (withTest.length) {
       test = {};
-      for (const m of Object.keys(withTest[0].test!)) {
+      const names = Object.keys(withTest[0].test!);
+      const n = truth ? truth.values.length / (truth.task === 'regress' ? truth.targets.length : 1) : 0;
+      const cis = truth && n > 1 ? bootstrapCis(n, (idx) => averagedOnRows(truth, withTest, idx, names), { resamples, seed: 7 }) : null;
+      names.forEach((m, k) => {
         const { mean, sd } = meanSd(withTest.map((r) => r.test![m]));
-        const n = truth ? truth.values.length / (truth.task === 'regress' ? truth.targets.length : 1) : 0;
-        const ci = truth && n > 1
-          ? bootstrapCi(n, (idx) => withTest.reduce((a, r) => a + metricOnRows(truth, r.testPredictions!, idx, m), 0) / withTest.length, { resamples, seed: 7 })
-          : null;
-        test[m] = { mean, sd, ci };
-      }
+        test![m] = { mean, sd, ci: cis ? cis[k] : null };
+      });
     }
     rows.push({ arm: arm as Arm, mix: Number(mix), runs: runs.length, cv, test });
   }
@@ -100,22 +117,28 @@ export function buildReport(settings: ExperimentSettings, records: RunRecord[], 
 
 function pairedComparisons(groups: Map<string, RunRecord[]>, truth: TestTruth, headline: string[], resamples: number): Comparison[] {
   const n = truth.values.length / (truth.task === 'regress' ? truth.targets.length : 1);
+  if (n < 2) return [];
   const scored = (key: string) => (groups.get(key) ?? []).filter((r) => r.testPredictions);
-  const averaged = (runs: RunRecord[], rows: number[], metric: string) => runs.reduce((a, r) => a + metricOnRows(truth, r.testPredictions!, rows, metric), 0) / runs.length;
   const all = Array.from({ length: n }, (_, i) => i);
   const out: Comparison[] = [];
+  const compare = (arm: Arm, mix: number, baseline: Comparison['baseline'], a: RunRecord[], b: RunRecord[]) => {
+    if (!a.length || !b.length) return;
+    const diff = (rows: number[]) => {
+      const [x, y] = [averagedOnRows(truth, a, rows, headline), averagedOnRows(truth, b, rows, headline)];
+      return x.map((v, k) => v - y[k]);
+    };
+    const point = diff(all);
+    const cis = bootstrapCis(n, diff, { resamples, seed: 11 });
+    headline.forEach((metric, k) => out.push({ arm, mix, baseline, metric, difference: point[k], ci: cis[k] }));
+  };
+  compare('real', 0, 'none', scored('real|0'), scored('none|0'));
   const mixes = [...new Set([...groups.values()].flat().filter((r) => r.arm === 'synthetic' || r.arm === 'unconditional').map((r) => r.mix))].sort((a, b) => a - b);
   for (const mix of mixes) {
-    const pairs: [Arm, Comparison['baseline']][] = [['synthetic', 'real'], ['unconditional', 'real'], ['synthetic', 'unconditional']];
-    for (const [arm, baseline] of pairs) {
-      const a = scored(`${arm}|${mix}`);
-      const b = scored(baseline === 'real' ? 'real|0' : `unconditional|${mix}`);
-      if (!a.length || !b.length || n < 2) continue;
-      for (const metric of headline) {
-        const diff = (rows: number[]) => averaged(a, rows, metric) - averaged(b, rows, metric);
-        out.push({ arm, mix, baseline, metric, difference: diff(all), ci: bootstrapCi(n, diff, { resamples, seed: 11 }) });
-      }
+    for (const arm of ['synthetic', 'unconditional'] as const) {
+      compare(arm, mix, 'none', scored(`${arm}|${mix}`), scored('none|0'));
+      compare(arm, mix, 'real', scored(`${arm}|${mix}`), scored('real|0'));
     }
+    compare('synthetic', mix, 'unconditional', scored(`synthetic|${mix}`), scored(`unconditional|${mix}`));
   }
   return out;
 }

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { augmentClip } from '../../src/downstream/augment';
 import { ntXentLoss, softmaxCrossEntropy } from '../../src/downstream/losses';
-import { binaryAuc, bootstrapCi, classificationMetrics, meanSd, regressionMetrics } from '../../src/downstream/metrics';
+import { binaryAuc, bootstrapCi, bootstrapCis, classificationMetrics, meanSd, regressionMetrics } from '../../src/downstream/metrics';
 import { subjectFolds } from '../../src/downstream/random';
 import { Rng } from '../../src/data/random';
 import { cpu } from '../helpers/oracle';
@@ -110,6 +110,17 @@ describe('losses (CPU float64 backend)', () => {
       expected += Math.log(sims.reduce((a, s) => a + Math.exp(s), 0)) - sims[partner];
     }
     expect(loss).toBeCloseTo(expected / 4, 6);
+  });
+});
+
+describe('bootstrapCis', () => {
+  it('draws the same resamples as bootstrapCi with the same seed, for every metric at once', () => {
+    const xs = Array.from({ length: 30 }, (_, i) => Math.sin(i * 1.7) + i / 30);
+    const mean = (idx: number[]) => idx.reduce((a, i) => a + xs[i], 0) / idx.length;
+    const max = (idx: number[]) => Math.max(...idx.map((i) => xs[i]));
+    const both = bootstrapCis(30, (idx) => [mean(idx), max(idx)], { resamples: 300, seed: 5 });
+    expect(both).toEqual([bootstrapCi(30, mean, { resamples: 300, seed: 5 }), bootstrapCi(30, max, { resamples: 300, seed: 5 })]);
+    expect(both[0][0]).toBeLessThan(both[0][1]);
   });
 });
 
