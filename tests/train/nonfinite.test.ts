@@ -139,7 +139,9 @@ describe('non-finite steps (GPU, stage ecg)', () => {
     expect(result.code, result.stderr).toBe(3);
     expect(result.stderr).toMatch(/error: training stopped at step \d+: 3 consecutive non-finite step\(s\)/);
     expect(result.stderr).toMatch(/non-finite loss = (NaN|Infinity)/);
-    expect(result.stderr).toMatch(/model state: tensor '[\w.]+' holds \d+ non-finite value/);
+    // The gate skipped every bad update and BatchNorm kept its running statistics (a non-finite batch does not
+    // enter them), so the model state the run stops with is still finite.
+    expect(result.stderr).toMatch(/model state: finite \(the non-finite updates were skipped\)/);
     // Nothing diverged was saved: no best, and any 'last' is finite.
     expect(existsSync(join(out, 'best-weights.safetensors'))).toBe(false);
     if (existsSync(join(out, 'checkpoints', 'last.safetensors'))) expect(findNonFinite((await loadCheckpoint(fs, out, 'last')).tensors)).toBeNull();
