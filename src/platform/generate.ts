@@ -51,14 +51,9 @@ export async function generateStepwise(
 
   const length = pipeline.ecgLength;
   const ecg = engine.tensor(ecgModelInput(raw, length), [1, 12, length]);
-  let encoded: Awaited<ReturnType<typeof encodeEcgTokensWithWindows>>;
-  try {
-    encoded = await encodeEcgTokensWithWindows(pipeline.encoder, ecg, pipeline.dit.config.numFrames, pipeline.config.cycle, { grad: false });
-  } finally {
-    ecg.dispose();
-  }
-  const { tokens, featureSteps } = encoded;
-  const window = encoded.windows[0];
+  const { tokens, windows, featureSteps } = await encodeEcgTokensWithWindows(pipeline.encoder, ecg, pipeline.dit.config.numFrames, pipeline.config.cycle, { grad: false })
+    .finally(() => ecg.dispose());
+  const window = windows[0];
   const encodeSeconds = now();
 
   const integration = startLatentSampling(pipeline.dit, tokens, pipeline.template, { ...o, seed: hashSeed(o.seed, options.index ?? 0) });

@@ -103,6 +103,12 @@ export class FlowIntegration {
     this.k++;
   }
 
+  /** Runs the remaining steps and hands over the result (integrateFlow and sampleLatents in one go). */
+  finish(): Tensor {
+    while (!this.done) this.advance();
+    return this.take();
+  }
+
   /** The current state, now the caller's; the integration's own tensors are freed. */
   take(): Tensor {
     const x = this.x;
@@ -121,9 +127,7 @@ export class FlowIntegration {
 
 /** Integrates dx/dt = field(x, t) from 0 to 1; x0 is not consumed. Returns a new tensor. */
 export function integrateFlow(x0: Tensor, field: VelocityField, options: IntegrateOptions): Tensor {
-  const integration = new FlowIntegration(x0, field, options);
-  while (!integration.done) integration.advance();
-  return integration.take();
+  return new FlowIntegration(x0, field, options).finish();
 }
 
 export interface FlowSampleOptions {
@@ -166,9 +170,7 @@ export function ditField(dit: EcgDiT, tokens: Tensor, guidance: number): Velocit
  * generator), then the chosen integrator. No gradient; `noise` is not consumed.
  */
 export function sampleLatents(dit: EcgDiT, tokens: Tensor, template: Tensor, options: FlowSampleOptions & { noise?: Tensor } = {}): Tensor {
-  const integration = startLatentSampling(dit, tokens, template, options);
-  while (!integration.done) integration.advance();
-  return integration.take();
+  return startLatentSampling(dit, tokens, template, options).finish();
 }
 
 /** sampleLatents one step at a time (see FlowIntegration): the same x₀, condition and ops. `tokens` is not consumed. */
